@@ -1,0 +1,85 @@
+"""Settings from environment variables (documented in README.md and .env.example)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a whole number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    warehouse_url: str | None
+    crm_url: str | None
+    landing_url: str
+    survey_inbox: str
+    billing_api_url: str | None
+    billing_api_key: str | None
+    quarantine_max_share: float
+    crm_overlap_minutes: int
+    sample_customers: int
+    sample_months: int
+    sample_seed: int
+    sample_end_date: date
+    embedded_pg_port: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(_env("DW_DATA_DIR", str(PROJECT_ROOT / ".data"))).resolve()
+        end = _env("SAMPLE_END_DATE", "2026-10-31")
+        try:
+            end_date = date.fromisoformat(end)
+        except ValueError as exc:
+            raise ValueError(f"SAMPLE_END_DATE={end!r} is not a YYYY-MM-DD date") from exc
+        share = _float("QUARANTINE_MAX_SHARE", 0.01)
+        if not 0 <= share <= 1:
+            raise ValueError(f"QUARANTINE_MAX_SHARE={share} must be between 0 and 1")
+        return cls(
+            data_dir=data_dir,
+            warehouse_url=_env("WAREHOUSE_URL"),
+            crm_url=_env("CRM_URL"),
+            landing_url=_env("LANDING_URL", str(data_dir / "landing")),
+            survey_inbox=_env("SURVEY_INBOX", str(data_dir / "sample" / "survey_inbox")),
+            billing_api_url=_env("BILLING_API_URL"),
+            billing_api_key=_env("BILLING_API_KEY"),
+            quarantine_max_share=share,
+            crm_overlap_minutes=_int("CRM_OVERLAP_MINUTES", 120),
+            sample_customers=_int("SAMPLE_CUSTOMERS", 2000),
+            sample_months=_int("SAMPLE_MONTHS", 24),
+            sample_seed=_int("SAMPLE_SEED", 42),
+            sample_end_date=end_date,
+            embedded_pg_port=_int("EMBEDDED_PG_PORT", 54329),
+        )
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.data_dir / "sample"

@@ -1,0 +1,439 @@
+"""Source contracts: every table the warehouse accepts from CRM, billing and survey.
+
+One definition drives the CRM source DDL of the sample, the landing file layout, the raw
+table DDL, the loader's row validation and the generated contract doc
+(``python -m defection_warehouse.contracts > docs/source_contracts.md``).
+
+Time zones: CRM and survey timestamps are ISO 8601 with an explicit UTC offset; billing
+timestamps are epoch seconds (UTC) as the billing API sends them; dates are calendar dates.
+Amounts are integers in minor units (cents).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+PgType = Literal["bigint", "integer", "text", "boolean", "timestamptz", "date"]
+Mode = Literal["incremental", "snapshot"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: PgType
+    description: str
+    nullable: bool = True
+    # Billing only: where the value sits in the API's JSON object (dotted, `[0]` indexes).
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Entity:
+    source: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    # incremental: each batch holds the rows changed in its window.
+    # snapshot: each batch holds the full current state.
+    mode: Mode = "incremental"
+    # CRM: the change-tracking column the extract window filters on.
+    updated_column: str | None = None
+    # Billing: API list endpoint, or the parent entity + JSON path for nested lists.
+    endpoint: str | None = None
+    parent: str | None = None
+    nested_path: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def raw_table(self) -> str:
+        return f"raw_{self.source}.{self.name}"
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.source}.{self.name} has no column {name!r}")
+
+
+def C(name: str, type_: PgType, description: str, *, key: bool = False,
+      nullable: bool = True, path: str | None = None) -> Column:
+    return Column(name, type_, description, nullable=nullable and not key, path=path)
+
+
+# ---------------------------------------------------------------------------------------
+# CRM: an operational CRM database (HubSpot / Salesforce-like objects), schema `crm`.
+# ---------------------------------------------------------------------------------------
+_CRM_TRACKING = (
+    C("created_at", "timestamptz", "When the record was created in the CRM.", nullable=False),
+    C("updated_at", "timestamptz", "Last modification; the incremental extract filters on it.",
+      nullable=False),
+    C("is_deleted", "boolean", "Soft-delete flag: deletes arrive as flagged rows.",
+      nullable=False),
+)
+
+CRM_ENTITIES: tuple[Entity, ...] = (
+    Entity(
+        "crm", "accounts", "Companies that buy (or bought) the product.",
+        (
+            C("account_id", "bigint", "CRM account id.", key=True),
+            C("name", "text", "Company name."),
+            C("domain", "text", "Company web domain."),
+            C("industry", "text", "Industry label as kept in the CRM."),
+            C("employee_count", "integer", "Number of employees."),
+            C("segment", "text", "Sales segment: smb, mid_market or enterprise."),
+            C("region", "text", "Sales region: na, emea, apac or latam."),
+            C("owner_name", "text", "Account owner (sales or customer success)."),
+            *_CRM_TRACKING,
+        ),
+        ("account_id",), updated_column="updated_at",
+    ),
+    Entity(
+        "crm", "contacts", "People at customer accounts.",
+        (
+            C("contact_id", "bigint", "CRM contact id.", key=True),
+            C("account_id", "bigint", "Account the contact works for."),
+            C("email", "text", "Work email (personal data)."),
+            C("first_name", "text", "First name (personal data)."),
+            C("last_name", "text", "Last name (personal data)."),
+            C("title", "text", "Job title."),
+            *_CRM_TRACKING,
+        ),
+        ("contact_id",), updated_column="updated_at",
+    ),
+    Entity(
+        "crm", "deals", "Sales opportunities, including what the sale promised.",
+        (
+            C("deal_id", "bigint", "CRM deal id.", key=True),
+            C("account_id", "bigint", "Account the deal is for."),
+            C("stage", "text", "Pipeline stage: open, closed_won or closed_lost."),
+            C("amount", "bigint", "Deal value in minor units."),
+            C("seats_sold", "integer", "Seats promised in the deal."),
+            C("promised_go_live_date", "date", "Go-live date promised during the sale."),
+            C("go_live_date", "date", "Actual go-live date, when it happened."),
+            C("closed_at", "timestamptz", "When the deal was closed."),
+            *_CRM_TRACKING,
+        ),
+        ("deal_id",), updated_column="updated_at",
+    ),
+    Entity(
+        "crm", "activities", "Touchpoints with an account: calls, emails, meetings, reviews.",
+        (
+            C("activity_id", "bigint", "CRM activity id.", key=True),
+            C("account_id", "bigint", "Account touched."),
+            C("contact_id", "bigint", "Contact touched, when known."),
+            C("activity_type", "text", "call, email, meeting or business_review."),
+            C("occurred_at", "timestamptz", "When the touchpoint happened."),
+            *_CRM_TRACKING,
+        ),
+        ("activity_id",), updated_column="updated_at",
+    ),
+    Entity(
+        "crm", "tickets", "Support tickets.",
+        (
+            C("ticket_id", "bigint", "CRM ticket id.", key=True),
+            C("account_id", "bigint", "Account that raised the ticket."),
+            C("contact_id", "bigint", "Contact that raised the ticket."),
+            C("category", "text", "bug, outage, how_to, billing or feature_request."),
+            C("priority", "text", "low, normal, high or urgent."),
+            C("status", "text", "open, pending, solved or closed."),
+            C("opened_at", "timestamptz", "When the ticket was opened."),
+            C("first_response_at", "timestamptz", "First agent response."),
+            C("resolved_at", "timestamptz", "When it was solved."),
+            C("csat_score", "integer", "Ticket satisfaction 1-5, when answered."),
+            *_CRM_TRACKING,
+        ),
+        ("ticket_id",), updated_column="updated_at",
+    ),
+    Entity(
+        "crm", "usage_snapshots", "Product usage synced into the CRM, one row per account and day.",
+        (
+            C("account_id", "bigint", "Account measured.", key=True),
+            C("snapshot_date", "date", "Day the usage refers to.", key=True),
+            C("active_users", "integer", "Users active in the 30 days to the snapshot."),
+            C("licensed_seats", "integer", "Seats licensed at the snapshot."),
+            *_CRM_TRACKING,
+        ),
+        ("account_id", "snapshot_date"), updated_column="updated_at",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# Billing: a Stripe-compatible REST API. Columns name the JSON path they are read from.
+# ---------------------------------------------------------------------------------------
+BILLING_ENTITIES: tuple[Entity, ...] = (
+    Entity(
+        "billing", "customers", "Billing customers; metadata links them to the CRM account.",
+        (
+            C("customer_id", "text", "Billing customer id (cus_...).", key=True, path="id"),
+            C("created", "bigint", "Creation time, epoch seconds UTC.", path="created"),
+            C("email", "text", "Billing email (personal data).", path="email"),
+            C("name", "text", "Billing name.", path="name"),
+            C("crm_account_id", "text", "CRM account id from metadata.crm_account_id.",
+              path="metadata.crm_account_id"),
+            C("currency", "text", "Default currency.", path="currency"),
+            C("delinquent", "boolean", "Has an unpaid invoice.", path="delinquent"),
+        ),
+        ("customer_id",), mode="snapshot", endpoint="/v1/customers",
+    ),
+    Entity(
+        "billing", "subscriptions", "Subscriptions in every status (listed with status=all).",
+        (
+            C("subscription_id", "text", "Subscription id (sub_...).", key=True, path="id"),
+            C("customer_id", "text", "Billing customer.", path="customer"),
+            C("status", "text", "active, past_due, unpaid, canceled, incomplete, "
+              "incomplete_expired, trialing or paused.", path="status"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+            C("start_date", "bigint", "Start, epoch seconds.", path="start_date"),
+            C("current_period_start", "bigint", "Current period start, epoch seconds.",
+              path="current_period_start"),
+            C("current_period_end", "bigint", "Current period end, epoch seconds.",
+              path="current_period_end"),
+            C("cancel_at_period_end", "boolean", "Cancellation requested for period end.",
+              path="cancel_at_period_end"),
+            C("cancel_at", "bigint", "Scheduled cancellation time.", path="cancel_at"),
+            C("canceled_at", "bigint", "When the cancellation was requested.",
+              path="canceled_at"),
+            C("ended_at", "bigint", "When the subscription ended.", path="ended_at"),
+            C("cancellation_reason", "text", "cancellation_details.reason: "
+              "cancellation_requested, payment_failed or payment_disputed.",
+              path="cancellation_details.reason"),
+            C("cancellation_feedback", "text", "cancellation_details.feedback (Stripe enum).",
+              path="cancellation_details.feedback"),
+            C("cancellation_comment", "text", "cancellation_details.comment (free text).",
+              path="cancellation_details.comment"),
+            C("discount_coupon_id", "text", "Coupon applied.", path="discount.coupon.id"),
+            C("discount_percent_off", "integer", "Coupon percent off.",
+              path="discount.coupon.percent_off"),
+            C("discount_amount_off", "bigint", "Coupon amount off, minor units.",
+              path="discount.coupon.amount_off"),
+            C("currency", "text", "Currency.", path="currency"),
+        ),
+        ("subscription_id",), mode="snapshot", endpoint="/v1/subscriptions",
+    ),
+    Entity(
+        "billing", "subscription_items", "Priced items of each subscription (items.data).",
+        (
+            C("item_id", "text", "Subscription item id (si_...).", key=True, path="id"),
+            C("subscription_id", "text", "Parent subscription.", path="subscription"),
+            C("price_id", "text", "Price id.", path="price.id"),
+            C("product_id", "text", "Product id.", path="price.product"),
+            C("unit_amount", "bigint", "Price per unit per interval, minor units.",
+              path="price.unit_amount"),
+            C("currency", "text", "Currency.", path="price.currency"),
+            C("recurring_interval", "text", "month or year.", path="price.recurring.interval"),
+            C("recurring_interval_count", "integer", "Intervals per billing period.",
+              path="price.recurring.interval_count"),
+            C("quantity", "integer", "Seats (units).", path="quantity"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+        ),
+        ("item_id",), mode="snapshot", parent="subscriptions", nested_path="items.data",
+    ),
+    Entity(
+        "billing", "invoices", "Invoices (the revenue record MRR is derived from).",
+        (
+            C("invoice_id", "text", "Invoice id (in_...).", key=True, path="id"),
+            C("customer_id", "text", "Billing customer.", path="customer"),
+            C("subscription_id", "text", "Subscription billed.", path="subscription"),
+            C("status", "text", "draft, open, paid, uncollectible or void.", path="status"),
+            C("billing_reason", "text", "subscription_create, subscription_cycle, "
+              "subscription_update or manual.", path="billing_reason"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+            C("period_start", "bigint", "Billed period start, epoch seconds.",
+              path="period_start"),
+            C("period_end", "bigint", "Billed period end, epoch seconds.", path="period_end"),
+            C("subtotal", "bigint", "Amount before discounts, minor units.", path="subtotal"),
+            C("total", "bigint", "Amount after discounts, minor units.", path="total"),
+            C("amount_due", "bigint", "Amount due, minor units.", path="amount_due"),
+            C("amount_paid", "bigint", "Amount paid, minor units.", path="amount_paid"),
+            C("attempt_count", "integer", "Payment attempts made.", path="attempt_count"),
+            C("currency", "text", "Currency.", path="currency"),
+        ),
+        ("invoice_id",), endpoint="/v1/invoices",
+    ),
+    Entity(
+        "billing", "invoice_lines", "Lines of each invoice (lines.data).",
+        (
+            C("line_id", "text", "Invoice line id (il_...).", key=True, path="id"),
+            C("invoice_id", "text", "Parent invoice.", path="invoice"),
+            C("subscription_id", "text", "Subscription the line bills.", path="subscription"),
+            C("price_id", "text", "Price id.", path="price.id"),
+            C("recurring_interval", "text", "month or year.", path="price.recurring.interval"),
+            C("recurring_interval_count", "integer", "Intervals per period.",
+              path="price.recurring.interval_count"),
+            C("quantity", "integer", "Units billed.", path="quantity"),
+            C("amount", "bigint", "Line amount before discounts, minor units.", path="amount"),
+            C("discount_amount", "bigint", "Discount on the line, minor units.",
+              path="discount_amounts[0].amount"),
+            C("period_start", "bigint", "Service period start, epoch seconds.",
+              path="period.start"),
+            C("period_end", "bigint", "Service period end, epoch seconds.", path="period.end"),
+            C("proration", "boolean", "A proration line.", path="proration"),
+        ),
+        ("line_id",), parent="invoices", nested_path="lines.data",
+    ),
+    Entity(
+        "billing", "charges", "Payment attempts.",
+        (
+            C("charge_id", "text", "Charge id (ch_...).", key=True, path="id"),
+            C("customer_id", "text", "Billing customer.", path="customer"),
+            C("invoice_id", "text", "Invoice paid by the charge.", path="invoice"),
+            C("amount", "bigint", "Amount, minor units.", path="amount"),
+            C("currency", "text", "Currency.", path="currency"),
+            C("status", "text", "succeeded, failed or pending.", path="status"),
+            C("failure_code", "text", "Card/bank failure code when failed.",
+              path="failure_code"),
+            C("refunded", "boolean", "Fully refunded.", path="refunded"),
+            C("amount_refunded", "bigint", "Amount refunded, minor units.",
+              path="amount_refunded"),
+            C("disputed", "boolean", "A dispute was opened.", path="disputed"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+        ),
+        ("charge_id",), endpoint="/v1/charges",
+    ),
+    Entity(
+        "billing", "refunds", "Refunds of charges.",
+        (
+            C("refund_id", "text", "Refund id (re_...).", key=True, path="id"),
+            C("charge_id", "text", "Charge refunded.", path="charge"),
+            C("amount", "bigint", "Amount, minor units.", path="amount"),
+            C("currency", "text", "Currency.", path="currency"),
+            C("reason", "text", "duplicate, fraudulent or requested_by_customer.",
+              path="reason"),
+            C("status", "text", "pending, succeeded, failed or canceled.", path="status"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+        ),
+        ("refund_id",), endpoint="/v1/refunds",
+    ),
+    Entity(
+        "billing", "disputes", "Chargebacks opened against charges.",
+        (
+            C("dispute_id", "text", "Dispute id (dp_...).", key=True, path="id"),
+            C("charge_id", "text", "Charge disputed.", path="charge"),
+            C("amount", "bigint", "Amount, minor units.", path="amount"),
+            C("currency", "text", "Currency.", path="currency"),
+            C("reason", "text", "Stripe dispute reason (fraudulent, general, ...).",
+              path="reason"),
+            C("status", "text", "warning_needs_response, needs_response, under_review, "
+              "won or lost.", path="status"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+        ),
+        ("dispute_id",), endpoint="/v1/disputes",
+    ),
+)
+
+# ---------------------------------------------------------------------------------------
+# Survey: CSV exports from a survey platform dropped in an inbox as <entity>_<date>.csv.
+# ---------------------------------------------------------------------------------------
+SURVEY_ENTITIES: tuple[Entity, ...] = (
+    Entity(
+        "survey", "surveys", "Survey definitions.",
+        (
+            C("survey_id", "text", "Survey id.", key=True),
+            C("kind", "text", "relationship_nps, ticket_csat, onboarding or exit."),
+            C("title", "text", "Survey title."),
+            C("created_at", "timestamptz", "When the survey was created."),
+        ),
+        ("survey_id",),
+    ),
+    Entity(
+        "survey", "responses", "One row per submitted response.",
+        (
+            C("response_id", "text", "Response id.", key=True),
+            C("survey_id", "text", "Survey answered."),
+            C("respondent_email", "text", "Email the respondent gave (personal data)."),
+            C("submitted_at", "timestamptz", "Submission time."),
+            C("score", "integer", "NPS 0-10, CSAT 1-5 or onboarding 1-5; empty for exit."),
+            C("comment", "text", "Free text."),
+        ),
+        ("response_id",),
+    ),
+    Entity(
+        "survey", "exit_answers", "Exit-survey reasons for one response.",
+        (
+            C("response_id", "text", "Exit-survey response.", key=True),
+            C("primary_reason", "text", "Main reason chosen (survey option code)."),
+            C("other_reasons", "text", "Other reasons chosen, ';'-separated option codes."),
+            C("comment", "text", "Free text."),
+        ),
+        ("response_id",),
+    ),
+)
+
+ENTITIES: tuple[Entity, ...] = CRM_ENTITIES + BILLING_ENTITIES + SURVEY_ENTITIES
+SOURCES: tuple[str, ...] = ("crm", "billing", "survey")
+
+# Survey option codes of the exit survey (what a platform export carries).
+EXIT_REASON_OPTIONS: tuple[str, ...] = (
+    "too_expensive", "switched_to_competitor", "missing_features", "product_unreliable",
+    "poor_support", "slow_support", "not_using_it", "wrong_fit", "goals_not_met",
+    "billing_problems", "business_closing", "promises_not_kept", "felt_ignored", "other",
+)
+
+# Columns the loader adds to every raw table.
+LOAD_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("_batch_id", "text", "Load batch: source and logical date."),
+    ("_logical_date", "date", "Logical date (data interval start) of the extract."),
+    ("_source_file", "text", "Landing file the row came from."),
+    ("_loaded_at", "timestamptz", "When the row was loaded."),
+)
+
+
+def entities_for(source: str) -> tuple[Entity, ...]:
+    found = tuple(e for e in ENTITIES if e.source == source)
+    if not found:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    return found
+
+
+def entity(source: str, name: str) -> Entity:
+    for e in entities_for(source):
+        if e.name == name:
+            return e
+    raise ValueError(f"unknown entity {source}.{name}")
+
+
+def to_markdown() -> str:
+    lines = [
+        "# Source contracts",
+        "",
+        "Generated from `plugins/defection_warehouse/contracts.py` by",
+        "`python -m defection_warehouse.contracts`; do not edit by hand.",
+        "",
+        "CRM and survey timestamps are ISO 8601 with a UTC offset; billing timestamps are",
+        "epoch seconds (UTC); amounts are integers in minor units. Every raw table also has",
+        "the load columns " + ", ".join(f"`{n}`" for n, _, _ in LOAD_COLUMNS) + ".",
+        "",
+    ]
+    for e in ENTITIES:
+        lines += [
+            f"## `{e.raw_table}`",
+            "",
+            e.description,
+            "",
+            f"- primary key: {', '.join(e.primary_key)}",
+            f"- extract: {e.mode}"
+            + (f" on `{e.updated_column}`" if e.updated_column else "")
+            + (f", endpoint `{e.endpoint}`" if e.endpoint else "")
+            + (f", nested in {e.parent} at `{e.nested_path}`" if e.parent else ""),
+            "",
+            "| column | type | null | meaning |" + (" API path |" if e.source == "billing" else ""),
+            "|---|---|---|---|" + ("---|" if e.source == "billing" else ""),
+        ]
+        for c in e.columns:
+            row = f"| {c.name} | {c.type} | {'yes' if c.nullable else 'no'} | {c.description} |"
+            if e.source == "billing":
+                row += f" `{c.path}` |"
+            lines.append(row)
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(to_markdown())

@@ -1,0 +1,75 @@
+"""Small PostgreSQL helpers shared by the loader, the sample and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+from defection_warehouse.contracts import LOAD_COLUMNS, Entity
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(url, application_name="defection_warehouse", **kwargs)
+
+
+def qualified(table: str) -> sql.Composed:
+    """`schema.table` from configuration, quoted as identifiers (never formatted in)."""
+    parts = table.split(".")
+    if len(parts) != 2:
+        raise ValueError(f"expected schema.table, got {table!r}")
+    return sql.SQL(".").join(sql.Identifier(p) for p in parts)
+
+
+def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
+    """DDL for a raw table: contract columns (nullable: raw keeps what the source sent;
+    the quality gate judges it) plus load stamps filled from transaction settings."""
+    table = qualified(entity.raw_table)
+    cols = [
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in entity.columns
+    ]
+    defaults = {
+        "_batch_id": "current_setting('dw.batch_id')",
+        "_logical_date": "current_setting('dw.logical_date')::date",
+        "_source_file": "current_setting('dw.source_file')",
+        "_loaded_at": "now()",
+    }
+    for name, type_, _ in LOAD_COLUMNS:
+        cols.append(
+            sql.SQL("{} {} not null default {}").format(
+                sql.Identifier(name), sql.SQL(type_), sql.SQL(defaults[name])
+            )
+        )
+    index = sql.Identifier(f"{entity.name}__logical_date")
+    return [
+        sql.SQL("create schema if not exists {}").format(sql.Identifier(f"raw_{entity.source}")),
+        sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(", ").join(cols)),
+        sql.SQL("create index if not exists {} on {} (_logical_date)").format(index, table),
+    ]
+
+
+def table_checksum(conn: psycopg.Connection, table: str,
+                   exclude: Iterable[str] = ("_loaded_at",)) -> tuple[int, str]:
+    """Row count and an order-independent md5 of a table's rows, minus `exclude` columns."""
+    schema, name = table.split(".")
+    cols = [
+        r[0]
+        for r in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            (schema, name),
+        )
+        if r[0] not in set(exclude)
+    ]
+    if not cols:
+        raise ValueError(f"table {table} not found or has no columns")
+    row_expr = sql.SQL("md5(row({})::text)").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    )
+    query = sql.SQL(
+        "select count(*), coalesce(md5(string_agg(h, '' order by h)), '') "
+        "from (select {} as h from {}) t"
+    ).format(row_expr, qualified(table))
+    count, digest = conn.execute(query).fetchone()
+    return int(count), str(digest)

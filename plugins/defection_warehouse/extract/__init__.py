@@ -1,0 +1,1 @@
+"""One extractor per source; each writes immutable landing files plus a manifest."""

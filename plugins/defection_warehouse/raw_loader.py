@@ -1,0 +1,467 @@
+"""Raw loader: landing batch -> raw_<source> tables with PostgreSQL COPY.
+
+One source batch (source + logical date) is replaced in one transaction: the previous rows
+of that date are deleted and every landing file is streamed in with COPY, so readers see
+either the old batch or the new one, never a part. Files stream in fixed-size chunks, so
+memory does not grow with file size.
+
+A clean file takes the fast path: its bytes go straight to COPY. When PostgreSQL rejects a
+file, the loader rolls back to a savepoint and re-reads that file in Python, row by row
+validated against the contract: good rows still go in with COPY, malformed ones go to
+``raw_meta.quarantine`` with file, line, field and reason. When quarantined rows pass
+QUARANTINE_MAX_SHARE of the batch, nothing of the batch is loaded, the quarantine and the
+audit are still recorded, and the load fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import IO, Any
+
+import psycopg
+from psycopg import sql
+
+from defection_warehouse.contracts import Entity, PgType, entities_for
+from defection_warehouse.db import connect, qualified, raw_table_ddl
+from defection_warehouse.landing import CHUNK, LandedFile, LandingBatch, LandingError, LandingZone
+
+log = logging.getLogger(__name__)
+
+META_DDL = """
+create schema if not exists raw_meta;
+create table if not exists raw_meta.load_audit (
+    load_id          uuid        not null,
+    batch_id         text        not null,
+    source           text        not null,
+    entity           text        not null,
+    logical_date     date        not null,
+    source_file      text        not null,
+    rows_in          bigint      not null,
+    rows_loaded      bigint      not null,
+    rows_quarantined bigint      not null,
+    rows_replaced    bigint      not null,
+    path             text        not null,
+    started_at       timestamptz not null,
+    finished_at      timestamptz not null,
+    duration_seconds double precision not null,
+    status           text        not null,
+    message          text
+);
+create table if not exists raw_meta.quarantine (
+    load_id        uuid        not null,
+    batch_id       text        not null,
+    source         text        not null,
+    entity         text        not null,
+    logical_date   date        not null,
+    source_file    text        not null,
+    line_number    bigint      not null,
+    field          text,
+    reason         text        not null,
+    raw_record     text,
+    quarantined_at timestamptz not null default now()
+);
+create index if not exists quarantine__batch on raw_meta.quarantine (batch_id);
+"""
+
+QUARANTINE_COLUMNS = ("load_id", "batch_id", "source", "entity", "logical_date",
+                      "source_file", "line_number", "field", "reason", "raw_record")
+
+
+class LoadError(RuntimeError):
+    """The batch could not be loaded; the message says which file, row and field."""
+
+
+class QuarantineThresholdExceeded(LoadError):
+    pass
+
+
+@dataclass
+class FileResult:
+    entity: str
+    file: str
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    path: str  # "copy" (fast) or "validated" (row checks after PostgreSQL refused the file)
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadResult:
+    load_id: str
+    batch_id: str
+    source: str
+    logical_date: date
+    files: list[FileResult]
+    rows_replaced: int
+    seconds: float
+
+    @property
+    def rows_in(self) -> int:
+        return sum(f.rows_in for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    def summary(self) -> str:
+        return (f"{self.batch_id}: {self.rows_loaded} rows loaded, "
+                f"{self.rows_quarantined} quarantined, {len(self.files)} files, "
+                f"{self.seconds:.1f}s")
+
+
+# -- value checks used on the validated path --------------------------------------------
+_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_BOOLS = {"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"}
+_LIMITS = {"integer": 2**31, "bigint": 2**63}
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that surrogateescape could not decode
+
+
+def check_value(type_: PgType, value: str) -> str | None:
+    """None when PostgreSQL would accept `value` for `type_`, else the reason."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _NOT_UTF8.search(value):
+        return "is not valid UTF-8"
+    if type_ == "text":
+        return None
+    if type_ in ("integer", "bigint"):
+        if not _INT_RE.match(value):
+            return f"{value!r} is not a whole number"
+        if not -_LIMITS[type_] <= int(value) < _LIMITS[type_]:
+            return f"{value!r} is out of range for {type_}"
+        return None
+    if type_ == "boolean":
+        return None if value.strip().lower() in _BOOLS else f"{value!r} is not a boolean"
+    if type_ == "date":
+        try:
+            if not _DATE_RE.match(value):
+                raise ValueError
+            date.fromisoformat(value)
+        except ValueError:
+            return f"{value!r} is not a YYYY-MM-DD date"
+        return None
+    if type_ == "timestamptz":
+        try:
+            if not _TS_RE.match(value):
+                raise ValueError
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return f"{value!r} is not an ISO 8601 timestamp"
+        return None
+    raise ValueError(f"no check for type {type_}")
+
+
+# -- reading landing files ----------------------------------------------------------------
+class _HashingReader(io.RawIOBase):
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.sha.update(data)
+        self.size += n
+        return n
+
+
+def _read_header(batch: LandingBatch, landed: LandedFile) -> list[str]:
+    with batch.open_file(landed.file) as f:
+        first = f.readline(1 << 16).decode("utf-8", errors="replace")
+    try:
+        return next(csv.reader([first]))
+    except StopIteration:
+        return []
+
+
+def _check_integrity(landed: LandedFile, sha: str, size: int) -> None:
+    if sha != landed.sha256 or size != landed.bytes:
+        raise LandingError(
+            f"{landed.file}: content does not match the manifest "
+            f"({size} bytes, sha256 {sha[:12]}; manifest {landed.bytes} bytes, "
+            f"sha256 {landed.sha256[:12]}): the landing file changed after extract"
+        )
+
+
+class RawLoader:
+    def __init__(
+        self,
+        warehouse_url: str,
+        zone: LandingZone,
+        *,
+        max_quarantine_share: float = 0.01,
+        lock_timeout: str = "60s",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = warehouse_url
+        self.zone = zone
+        self.max_share = max_quarantine_share
+        self.lock_timeout = lock_timeout
+        self.progress = progress or log.info
+
+    def ensure_tables(self, conn: psycopg.Connection, source: str) -> None:
+        with conn.transaction():
+            # Serialise DDL between concurrent first loads.
+            conn.execute("select pg_advisory_xact_lock(hashtext('defection_warehouse:ddl'))")
+            conn.execute(META_DDL)
+            for entity in entities_for(source):
+                for stmt in raw_table_ddl(entity):
+                    conn.execute(stmt)
+
+    def load(self, source: str, logical_date: date) -> LoadResult:
+        batch = self.zone.batch(source, logical_date)
+        manifest = batch.manifest()
+        entities = {e.name: e for e in entities_for(source)}
+        unknown = [f.entity for f in manifest.files if f.entity not in entities]
+        if unknown:
+            raise LoadError(f"{batch.url}: manifest names entities outside the {source} "
+                            f"contract: {', '.join(sorted(set(unknown)))}")
+        load_id = str(uuid.uuid4())
+        batch_id = f"{source}:{logical_date.isoformat()}"
+        started = time.monotonic()
+        started_at = datetime.now().astimezone()
+        results: list[FileResult] = []
+        spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")
+        quarantine = csv.writer(spool, lineterminator="\n")
+        # Autocommit: each `conn.transaction()` below is a real transaction, not a savepoint.
+        with connect(self.url, autocommit=True) as conn:
+            conn.execute("set time zone 'UTC'")
+            self.ensure_tables(conn, source)
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("set local lock_timeout = {}").format(
+                        sql.Literal(self.lock_timeout)))
+                    conn.execute("select pg_advisory_xact_lock(hashtext(%s))",
+                                 (f"defection_warehouse:load:{source}",))
+                    for key, value in (("dw.batch_id", batch_id),
+                                       ("dw.logical_date", logical_date.isoformat())):
+                        conn.execute("select set_config(%s, %s, true)", (key, value))
+                    replaced = 0
+                    for entity in entities.values():
+                        cur = conn.execute(
+                            sql.SQL("delete from {} where _logical_date = %s").format(
+                                qualified(entity.raw_table)),
+                            (logical_date,),
+                        )
+                        replaced += cur.rowcount
+                    for landed in manifest.files:
+                        ctx = (load_id, batch_id, source, landed.entity, logical_date,
+                               batch.file_url(landed.file))
+                        try:
+                            res = self._load_file(
+                                conn, batch, entities[landed.entity], landed,
+                                lambda line, fld, why, rec, c=ctx:
+                                quarantine.writerow([*c, line, fld, why, rec]))
+                        except (LoadError, LandingError):
+                            results.append(FileResult(landed.entity, landed.file, 0, 0, 0,
+                                                      "failed", 0.0))
+                            raise
+                        results.append(res)
+                        self.progress(
+                            f"  {source}.{landed.entity}: {res.rows_loaded} rows "
+                            f"({res.rows_quarantined} quarantined, {res.path}) "
+                            f"in {res.seconds:.1f}s"
+                        )
+                    rows_in = sum(r.rows_in for r in results)
+                    bad = sum(r.rows_quarantined for r in results)
+                    if rows_in and bad / rows_in > self.max_share:
+                        raise QuarantineThresholdExceeded(
+                            self._quarantine_message(source, logical_date, bad, rows_in, spool))
+                    self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
+                                     results, replaced, started_at, "loaded", None)
+            except (LoadError, LandingError) as exc:
+                # The data rolled back; keep the evidence of why.
+                if not isinstance(exc, QuarantineThresholdExceeded):
+                    spool.truncate(0)
+                with conn.transaction():
+                    self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
+                                     results, 0, started_at, "failed", str(exc))
+                raise
+            finally:
+                spool.close()
+        result = LoadResult(load_id, batch_id, source, logical_date, results, replaced,
+                            time.monotonic() - started)
+        self.progress(result.summary())
+        return result
+
+    # -- one file ---------------------------------------------------------------------
+    def _load_file(self, conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
+                   landed: LandedFile, reject: Callable[[int, str | None, str, str], None],
+                   ) -> FileResult:
+        t0 = time.monotonic()
+        conn.execute("select set_config('dw.source_file', %s, true)",
+                     (batch.file_url(landed.file),))
+        header = _read_header(batch, landed)
+        contract = entity.column_names
+        missing = [c for c in contract if c not in header]
+        if missing:
+            raise LoadError(
+                f"{batch.file_url(landed.file)}: line 1 (header) lacks contract column(s) "
+                f"{', '.join(missing)} of {entity.raw_table}; found {', '.join(header)}"
+            )
+        extra = [c for c in header if c not in contract]
+        warnings = []
+        if extra:
+            warnings.append(f"{landed.file}: ignored column(s) outside the contract: "
+                            f"{', '.join(extra)}")
+            self.progress("  warning: " + warnings[-1])
+        else:
+            try:
+                with conn.transaction():
+                    rows = self._copy_fast(conn, batch, entity, landed, header)
+                return FileResult(entity.name, landed.file, rows, rows, 0, "copy",
+                                  time.monotonic() - t0, warnings)
+            except psycopg.errors.DataError as exc:
+                self.progress(f"  {landed.file}: PostgreSQL refused the file "
+                              f"({exc.diag.message_primary}); validating row by row")
+        rows_in, loaded, bad = self._copy_validated(conn, batch, entity, landed, header, reject)
+        return FileResult(entity.name, landed.file, rows_in, loaded, bad, "validated",
+                          time.monotonic() - t0, warnings)
+
+    def _copy_fast(self, conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
+                   landed: LandedFile, header: list[str]) -> int:
+        stmt = sql.SQL("copy {} ({}) from stdin with (format csv, header true)").format(
+            qualified(entity.raw_table), sql.SQL(", ").join(sql.Identifier(c) for c in header))
+        with batch.open_file(landed.file) as f, conn.cursor() as cur:
+            reader = _HashingReader(f)
+            with cur.copy(stmt) as copy:
+                while chunk := reader.read(CHUNK):
+                    copy.write(chunk)
+            _check_integrity(landed, reader.sha.hexdigest(), reader.size)
+            rows = cur.rowcount
+        if rows != landed.rows:
+            raise LandingError(f"{landed.file}: {rows} rows read, manifest says {landed.rows}")
+        return rows
+
+    def _copy_validated(self, conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
+                        landed: LandedFile, header: list[str],
+                        reject: Callable[[int, str | None, str, str], None],
+                        ) -> tuple[int, int, int]:
+        contract = entity.column_names
+        positions = [header.index(c) for c in contract]
+        types = [entity.column(c).type for c in contract]
+        stmt = sql.SQL("copy {} ({}) from stdin").format(
+            qualified(entity.raw_table), sql.SQL(", ").join(sql.Identifier(c) for c in contract))
+        rows_in = loaded = bad = 0
+        with batch.open_file(landed.file) as f, conn.cursor() as cur:
+            reader = _HashingReader(f)
+            text = io.TextIOWrapper(io.BufferedReader(reader, CHUNK), encoding="utf-8",
+                                    errors="surrogateescape", newline="")
+            records = csv.reader(text)
+            with cur.copy(stmt) as copy:
+                for line, fields in _numbered(records, skip_header=True):
+                    rows_in += 1
+                    problem = _check_record(fields, header, positions, types, contract)
+                    if problem:
+                        field_name, reason = problem
+                        bad += 1
+                        reject(line, field_name, reason, _render(fields))
+                        continue
+                    copy.write_row([fields[p] if fields[p] != "" else None
+                                    for p in positions])
+                    loaded += 1
+            _check_integrity(landed, reader.sha.hexdigest(), reader.size)
+        if rows_in != landed.rows:
+            raise LandingError(f"{landed.file}: {rows_in} rows read, "
+                               f"manifest says {landed.rows}")
+        return rows_in, loaded, bad
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def _quarantine_message(self, source: str, day: date, bad: int, rows_in: int,
+                            spool: IO[str]) -> str:
+        spool.seek(0)
+        examples = []
+        for row in csv.reader(spool):
+            examples.append(f"{row[5]} line {row[6]}, field {row[7] or '-'}: {row[8]}")
+            if len(examples) == 5:
+                break
+        spool.seek(0, io.SEEK_END)
+        return (f"{source} {day}: {bad} of {rows_in} rows quarantined "
+                f"({bad / rows_in:.2%} > QUARANTINE_MAX_SHARE {self.max_share:.2%}); "
+                f"nothing of the batch was loaded. First problems:\n  " + "\n  ".join(examples))
+
+    def _write_meta(self, conn: psycopg.Connection, spool: IO[str], batch_id: str,
+                    load_id: str, source: str, day: date, results: list[FileResult],
+                    replaced: int, started_at: datetime, status: str,
+                    message: str | None) -> None:
+        if status == "loaded":
+            # The batch's quarantine is replaced with its data; failed attempts only add.
+            conn.execute("delete from raw_meta.quarantine where batch_id = %s", (batch_id,))
+        spool.flush()
+        spool.seek(0)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
+        with conn.cursor() as cur, cur.copy(
+            sql.SQL("copy raw_meta.quarantine ({}) from stdin with (format csv)").format(columns)
+        ) as copy:
+            while chunk := spool.read(CHUNK):
+                copy.write(chunk)
+        finished = datetime.now().astimezone()
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into raw_meta.load_audit values "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (load_id, batch_id, source, r.entity, day, r.file, r.rows_in,
+                     r.rows_loaded if status == "loaded" else 0, r.rows_quarantined,
+                     replaced, r.path, started_at, finished, r.seconds, status,
+                     "; ".join(filter(None, [*r.warnings, message])) or None)
+                    for r in results
+                ],
+            )
+
+
+def _numbered(records: Any, skip_header: bool) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line where the record starts, fields); lines count from 1 at the header."""
+    last = 0
+    first = True
+    for fields in records:
+        start = last + 1
+        last = records.line_num
+        if first and skip_header:
+            first = False
+            continue
+        yield start, fields
+
+
+def _check_record(fields: list[str], header: list[str], positions: list[int],
+                  types: list[PgType], contract: list[str]) -> tuple[str | None, str] | None:
+    if len(fields) != len(header):
+        return None, f"has {len(fields)} fields, the header has {len(header)}"
+    for name, pos, type_ in zip(contract, positions, types, strict=True):
+        value = fields[pos]
+        if value == "":
+            continue
+        reason = check_value(type_, value)
+        if reason:
+            return name, reason
+    return None
+
+
+def _render(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(
+        [f.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for f in fields])
+    return out.getvalue()

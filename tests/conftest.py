@@ -1,0 +1,68 @@
+"""Shared fixtures: every test that touches PostgreSQL gets its own fresh database.
+
+The server is TEST_PG_ADMIN_URL when set, else the server of WAREHOUSE_URL, else the
+embedded PostgreSQL the project starts itself (so the suite runs on a bare machine).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from defection_warehouse.config import Settings
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    url = os.environ.get("TEST_PG_ADMIN_URL")
+    if not url and os.environ.get("WAREHOUSE_URL"):
+        url = _with_database(os.environ["WAREHOUSE_URL"], "postgres")
+    if not url:
+        from defection_warehouse import embedded
+
+        url = _with_database(embedded.start(Settings.from_env()), "postgres")
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        conn.execute("select 1")
+    return url
+
+
+class DatabaseFactory:
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def __call__(self, prefix: str = "dwtest") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        return _with_database(self.admin_url, name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+                    sql.Identifier(name)))
+
+
+@pytest.fixture
+def new_database(pg_admin_url: str) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_admin_url)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def warehouse_url(new_database: DatabaseFactory) -> str:
+    return new_database("dwtest_wh")
