@@ -7,15 +7,28 @@ embedded PostgreSQL the project starts itself (so the suite runs on a bare machi
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse.config import Settings
+from defection_warehouse.config import PROJECT_ROOT, Settings
+
+# Airflow reads its configuration at import: point it at a throwaway home before any test
+# imports it, so the suite never touches a developer's ~/airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dw-test-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+})
 
 
 def _with_database(url: str, database: str) -> str:

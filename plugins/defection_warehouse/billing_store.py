@@ -80,8 +80,9 @@ class BillingStore:
         where = ["type = ?"]
         args: list[Any] = [type_]
         if starting_after is not None:
-            where.append("(created < ? or (created = ? and id < ?))")
-            args += [starting_after[0], starting_after[0], starting_after[1]]
+            # A row-value comparison lets SQLite walk the (type, created, id) index.
+            where.append("(created, id) < (?, ?)")
+            args += [starting_after[0], starting_after[1]]
         ops = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
         for key, value in (created or {}).items():
             where.append(f"created {ops[key]} ?")

@@ -128,7 +128,8 @@ class LoadResult:
 # -- value checks used on the validated path --------------------------------------------
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_TS_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
 _BOOLS = {"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"}
 _LIMITS = {"integer": 2**31, "bigint": 2**63}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that surrogateescape could not decode
@@ -244,10 +245,11 @@ class RawLoader:
         started = time.monotonic()
         started_at = datetime.now().astimezone()
         results: list[FileResult] = []
-        spool = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")
-        quarantine = csv.writer(spool, lineterminator="\n")
+        # Quarantined rows spool to disk, so a badly broken file cannot exhaust memory.
         # Autocommit: each `conn.transaction()` below is a real transaction, not a savepoint.
-        with connect(self.url, autocommit=True) as conn:
+        with tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="") as spool, \
+                connect(self.url, autocommit=True) as conn:
+            quarantine = csv.writer(spool, lineterminator="\n")
             conn.execute("set time zone 'UTC'")
             self.ensure_tables(conn, source)
             try:
@@ -300,8 +302,6 @@ class RawLoader:
                     self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
                                      results, 0, started_at, "failed", str(exc))
                 raise
-            finally:
-                spool.close()
         result = LoadResult(load_id, batch_id, source, logical_date, results, replaced,
                             time.monotonic() - started)
         self.progress(result.summary())

@@ -81,8 +81,8 @@ def extract_crm(
     )
 
 
-def _extract_entity(conn: psycopg.Connection, batch: LandingBatch, entity: Entity, start: datetime | None,
-                    end: datetime, already: list[list[str]]) -> int:
+def _extract_entity(conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
+                    start: datetime | None, end: datetime, already: list[list[str]]) -> int:
     table = sql.Identifier(CRM_SCHEMA, entity.name)
     updated = sql.Identifier(entity.updated_column or "updated_at")
     keys = _key_columns(entity)

@@ -1,0 +1,44 @@
+# Defection Warehouse task runner. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench lint format contracts-doc warehouse-stop clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> creating $(VENV) and installing pinned dependencies (first run takes a few minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/python -m defection_warehouse demo
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	@$(BIN)/python bench/run_bench.py
+
+lint: $(STAMP)
+	@$(BIN)/ruff check plugins dags tests bench
+
+format: $(STAMP)
+	@$(BIN)/ruff check --fix plugins dags tests bench
+
+contracts-doc: $(STAMP)
+	@$(BIN)/python -m defection_warehouse.contracts > docs/source_contracts.md
+
+warehouse-stop: $(STAMP)
+	@$(BIN)/python -m defection_warehouse.embedded stop
+
+clean:
+	rm -rf .data $(VENV)

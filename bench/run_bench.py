@@ -1,0 +1,219 @@
+"""Benchmarks, measured against baselines taken in the same run (see docs/benchmarks.md).
+
+Raw load: the project's loader against `psql \\copy` of the same landing files into the
+same tables, each into its own fresh database on the same server. The loader runs in a
+child process so its peak RSS is its own; it is measured at two sample sizes to show that
+memory does not grow with file size.
+
+Usage: python bench/run_bench.py [--customers 100000] [--months 24]
+Writes bench/results.json (keys are merged, so later stages can add theirs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from psycopg import sql
+
+from defection_warehouse.cli import _database_url, say, warehouse_url
+from defection_warehouse.config import PROJECT_ROOT, Settings
+from defection_warehouse.contracts import entities_for
+from defection_warehouse.db import connect, qualified
+from defection_warehouse.embedded import ensure_database
+from defection_warehouse.landing import LandingZone
+from defection_warehouse.raw_loader import RawLoader
+
+RESULTS = PROJECT_ROOT / "bench" / "results.json"
+SOURCES = ("crm", "billing", "survey")
+
+LOAD_CHILD = """
+import json, resource, sys, time
+from datetime import date
+from defection_warehouse.landing import LandingZone
+from defection_warehouse.raw_loader import RawLoader
+url, landing, day = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3])
+loader = RawLoader(url, LandingZone(landing), progress=lambda m: None)
+t0 = time.perf_counter()
+rows = sum(loader.load(s, day).rows_loaded for s in ("crm", "billing", "survey"))
+seconds = time.perf_counter() - t0
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak_kb / 1024}))
+"""
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    admin = _database_url(server_url, "postgres")
+    with connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
+    ensure_database(admin, name)
+    return _database_url(server_url, name)
+
+
+def psql_binary() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    from defection_warehouse.embedded import _bin
+
+    return _bin("psql")
+
+
+def prepare_sample(server: str, out: Path, customers: int, months: int, end: date) -> Path:
+    from defection_warehouse.sample import SampleParams, generate
+
+    params = SampleParams(customers=customers, months=months, seed=7, end_date=end)
+    stamp = out / "sample.json"
+    crm = _database_url(server, f"dw_bench_crm_{customers}")
+    if stamp.exists() and json.loads(stamp.read_text()).get("bench_params") == repr(params):
+        say(f"reusing the {customers}-customer sample in {out}")
+        return out
+    crm = fresh_database(server, f"dw_bench_crm_{customers}")
+    if out.exists():
+        shutil.rmtree(out)
+    say(f"generating a {customers}-customer sample")
+    summary = generate(params, out, crm, progress=lambda m: say("  " + m))
+    summary["bench_params"] = repr(params)
+    stamp.write_text(json.dumps(summary, default=str))
+    return out
+
+
+def extract_all(server: str, sample: Path, landing: Path, customers: int, day: date) -> None:
+    from defection_warehouse.billing_server import BillingServer
+    from defection_warehouse.extract.billing import extract_billing
+    from defection_warehouse.extract.crm import extract_crm
+    from defection_warehouse.extract.survey import extract_survey
+
+    zone = LandingZone(str(landing))
+    if all(zone.batch(s, day).exists() for s in SOURCES):
+        say(f"reusing the landing batches in {landing}")
+        return
+    crm = _database_url(server, f"dw_bench_crm_{customers}")
+    t0 = time.perf_counter()
+    extract_crm(zone, day, crm, force=True, progress=lambda m: say("  " + m))
+    key = "sk_bench_" + os.urandom(6).hex()
+    with BillingServer(sample / "billing.sqlite", key) as server_:
+        extract_billing(zone, day, server_.url, key, force=True,
+                        progress=lambda m: say("  " + m))
+    extract_survey(zone, day, str(sample / "survey_inbox"), force=True,
+                   progress=lambda m: say("  " + m))
+    say(f"extracted in {time.perf_counter() - t0:.0f}s")
+
+
+def run_loader(url: str, landing: Path, day: date) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")}
+    out = subprocess.run([sys.executable, "-c", LOAD_CHILD, url, str(landing), day.isoformat()],
+                         env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_psql_copy(url: str, landing: Path, day: date) -> tuple[float, int]:
+    """`psql \\copy` of every landing file, one psql session, stamps via PGOPTIONS."""
+    zone = LandingZone(str(landing))
+    script = []
+    rows = 0
+    for source in SOURCES:
+        batch = zone.batch(source, day)
+        manifest = batch.manifest()
+        entities = {e.name: e for e in entities_for(source)}
+        for f in manifest.files:
+            e = entities[f.entity]
+            path = batch.file_url(f.file)
+            cols = ", ".join(e.column_names)
+            script.append(f"\\copy {e.raw_table} ({cols}) from '{path}' "
+                          "with (format csv, header true)")
+            rows += f.rows
+    env = {**os.environ, "PGOPTIONS": "-c dw.batch_id=bench -c dw.logical_date="
+           f"{day.isoformat()} -c dw.source_file=bench -c TimeZone=UTC"}
+    t0 = time.perf_counter()
+    subprocess.run([psql_binary(), url, "-v", "ON_ERROR_STOP=1", "-q"],
+                   input="\n".join(script) + "\n", env=env, check=True, text=True,
+                   capture_output=True)
+    return time.perf_counter() - t0, rows
+
+
+def count_rows(url: str) -> int:
+    total = 0
+    with connect(url) as conn:
+        for source in SOURCES:
+            for e in entities_for(source):
+                total += conn.execute(sql.SQL("select count(*) from {}").format(
+                    qualified(e.raw_table))).fetchone()[0]
+    return total
+
+
+def bench_load(server: str, customers: int, months: int, day: date) -> dict[str, object]:
+    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    sample = prepare_sample(server, base / "sample", customers, months, day)
+    landing = base / "landing"
+    extract_all(server, sample, landing, customers, day)
+    size = sum(p.stat().st_size for p in landing.rglob("*.csv"))
+
+    loader_db = fresh_database(server, "dw_bench_loader")
+    psql_db = fresh_database(server, "dw_bench_psql")
+    with connect(psql_db, autocommit=True) as conn:  # same tables, same DDL
+        for source in SOURCES:
+            RawLoader(psql_db, LandingZone(str(landing))).ensure_tables(conn, source)
+
+    # Alternate the order so neither side always gets the warmer cache.
+    say(f"loading {size / 1e6:.0f} MB of landing files with the loader")
+    load = run_loader(loader_db, landing, day)
+    say(f"  loader: {load['rows']:,} rows in {load['seconds']:.1f}s, "
+        f"peak RSS {load['peak_rss_mb']:.0f} MB")
+    say("loading the same files with psql \\copy")
+    psql_seconds, psql_rows = run_psql_copy(psql_db, landing, day)
+    say(f"  psql \\copy: {psql_rows:,} rows in {psql_seconds:.1f}s")
+    loaded = count_rows(loader_db)
+    copied = count_rows(psql_db)
+    if loaded != copied or loaded != load["rows"]:
+        raise SystemExit(f"row counts differ: loader {loaded}, psql {copied}")
+    return {"load_seconds": round(load["seconds"], 2),
+            "psql_copy_seconds": round(psql_seconds, 2),
+            "load_vs_copy_ratio": round(load["seconds"] / psql_seconds, 3),
+            "rows_loaded": int(load["rows"]),
+            "landing_mb": round(size / 1e6, 1),
+            "load_peak_rss_mb": round(load["peak_rss_mb"], 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int,
+                        default=int(os.environ.get("BENCH_CUSTOMERS", 100_000)))
+    parser.add_argument("--small-customers", type=int, default=2_000,
+                        help="second, small size for the memory comparison")
+    parser.add_argument("--months", type=int, default=24)
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    day = settings.sample_end_date
+    server = warehouse_url(settings)
+
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    small = bench_load(server, args.small_customers, args.months, day)
+    big = bench_load(server, args.customers, args.months, day)
+    results.update(big)
+    results.update({
+        "customers": args.customers,
+        "months": args.months,
+        "load_peak_rss_mb_small": small["load_peak_rss_mb"],
+        "landing_mb_small": small["landing_mb"],
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                   f"{platform.python_version()}",
+    })
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(results, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Command line: `python -m defection_warehouse <command>` (the Makefile calls these).
+
+demo      start the warehouse (embedded unless WAREHOUSE_URL is set), generate the sample,
+          serve its billing API, run `airflow dags test defection_nightly` for the sample's
+          last day and print what was loaded
+run       run the nightly DAG for one or more days (a backfill) against configured sources
+sample    generate the sample business only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from defection_warehouse.config import PROJECT_ROOT, Settings
+
+DAG_ID = "defection_nightly"
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _database_url(server_url: str, database: str) -> str:
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+
+
+def warehouse_url(settings: Settings) -> str:
+    if settings.warehouse_url:
+        return settings.warehouse_url
+    from defection_warehouse import embedded
+
+    say(f"WAREHOUSE_URL is not set: starting the embedded PostgreSQL on "
+        f"127.0.0.1:{settings.embedded_pg_port} (data in {settings.data_dir / 'pgdata'})")
+    return embedded.start(settings)
+
+
+def crm_url(settings: Settings, warehouse: str) -> str:
+    if settings.crm_url:
+        return settings.crm_url
+    from defection_warehouse.embedded import ensure_database
+
+    ensure_database(_database_url(warehouse, "postgres"), "defection_crm")
+    return _database_url(warehouse, "defection_crm")
+
+
+def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
+    from defection_warehouse.sample import SampleParams, generate
+
+    params = SampleParams(customers=settings.sample_customers, months=settings.sample_months,
+                          seed=settings.sample_seed, end_date=settings.sample_end_date)
+    out = settings.sample_dir
+    stamp = out / "sample.json"
+    wanted = {"params": _params_dict(params), "crm_url": _redact(crm)}
+    if not fresh and stamp.exists():
+        done = json.loads(stamp.read_text())
+        if done.get("params") == wanted["params"] and done.get("crm_url") == wanted["crm_url"]:
+            say(f"sample already generated in {out} ({params.customers} customers, "
+                f"{params.months} months); reusing it")
+            return out
+    if out.exists():
+        shutil.rmtree(out)
+    say(f"generating the sample business: {params.customers} customers over "
+        f"{params.months} months ending {params.end_date} (seed {params.seed})")
+    summary = generate(params, out, crm, progress=lambda m: say("  " + m))
+    summary["crm_url"] = wanted["crm_url"]
+    summary["params"] = wanted["params"]
+    stamp.write_text(json.dumps(summary, indent=2, default=str))
+    return out
+
+
+def _params_dict(params: object) -> dict[str, str]:
+    return {k: str(v) for k, v in vars(params).items()}
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@contextmanager
+def billing_api(settings: Settings) -> Iterator[tuple[str, str]]:
+    """The configured billing API, or the sample's local server for the demo."""
+    if settings.billing_api_url:
+        if not settings.billing_api_key:
+            raise SystemExit("BILLING_API_URL is set but BILLING_API_KEY is not")
+        yield settings.billing_api_url, settings.billing_api_key
+        return
+    from defection_warehouse.billing_server import BillingServer
+
+    key = settings.billing_api_key or "sk_test_" + secrets.token_hex(12)
+    with BillingServer(settings.sample_dir / "billing.sqlite", key) as server:
+        say(f"serving the sample billing API on {server.url}")
+        yield server.url, key
+
+
+def airflow_env(settings: Settings, warehouse: str, crm: str, billing_url: str,
+                billing_key: str) -> dict[str, str]:
+    home = settings.data_dir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW_CONN_WAREHOUSE": warehouse.replace("postgresql://", "postgres://", 1),
+        "AIRFLOW_CONN_CRM_DB": crm.replace("postgresql://", "postgres://", 1),
+        "AIRFLOW_CONN_BILLING_API": json.dumps(
+            {"conn_type": "http", "host": billing_url, "password": billing_key}),
+        "LANDING_URL": settings.landing_url,
+        "SURVEY_INBOX": settings.survey_inbox,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"),
+                                                    os.environ.get("PYTHONPATH")])),
+    })
+    return env
+
+
+def airflow(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
+    exe = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(exe), *args], env=env, text=True,
+                          stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None)
+    if proc.returncode != 0:
+        if quiet and proc.stdout:
+            print(proc.stdout[-4000:])
+        raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode})")
+
+
+def ensure_airflow_db(env: dict[str, str]) -> None:
+    stamp = Path(env["AIRFLOW_HOME"]) / ".migrated"
+    if stamp.exists():
+        return
+    say("initialising the Airflow metadata database (first run only)")
+    airflow(["db", "migrate"], env, quiet=True)
+    stamp.touch()
+
+
+def run_days(days: list[date], settings: Settings, warehouse: str, crm: str) -> None:
+    with billing_api(settings) as (url, key):
+        env = airflow_env(settings, warehouse, crm, url, key)
+        ensure_airflow_db(env)
+        for day in days:
+            say(f"running {DAG_ID} for {day} (airflow dags test)")
+            started = time.monotonic()
+            airflow(["dags", "test", DAG_ID, day.isoformat()], env)
+            say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    started = time.monotonic()
+    wh = warehouse_url(settings)
+    crm = crm_url(settings, wh)
+    ensure_sample(settings, crm, fresh=args.fresh)
+    day = settings.sample_end_date
+    run_days([day], settings, wh, crm)
+    print_summary(wh, day)
+    say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
+        f"{_redact(wh)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    start = date.fromisoformat(args.start)
+    end = date.fromisoformat(args.end) if args.end else start
+    if end < start:
+        raise SystemExit(f"--end {end} is before the start date {start}")
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    wh = warehouse_url(settings)
+    run_days(days, settings, wh, crm_url(settings, wh))
+    print_summary(wh, days[-1])
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    wh = warehouse_url(settings)
+    ensure_sample(settings, crm_url(settings, wh), fresh=True)
+    return 0
+
+
+def print_summary(warehouse: str, day: date) -> None:
+    from defection_warehouse import pipeline
+
+    print()
+    print(pipeline.format_raw_summary(pipeline.raw_summary(warehouse, day), day))
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
+    parser = argparse.ArgumentParser(prog="python -m defection_warehouse",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the whole demo on the sample business")
+    demo.add_argument("--fresh", action="store_true", help="regenerate the sample")
+    demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="run the nightly DAG for a day or a range of days")
+    run.add_argument("start", help="first logical date, YYYY-MM-DD")
+    run.add_argument("--end", help="last logical date (inclusive), YYYY-MM-DD")
+    run.set_defaults(func=cmd_run)
+    sample = sub.add_parser("sample", help="(re)generate the sample business")
+    sample.set_defaults(func=cmd_sample)
+    args = parser.parse_args(argv)
+    return args.func(args)
