@@ -4,7 +4,8 @@
 Every night: extract CRM, billing and survey data for the previous day into the landing
 zone, then load each source into its `raw_<source>` schema with COPY.
 
-* **Schedule**: daily at 00:00 UTC for the day that just ended (the data interval).
+* **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
+  interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
 * **Backfill / rerun**: every task is keyed on the data interval and idempotent. A rerun
   reuses committed landing files (set the `reextract` param to pull them again) and
   replaces that day's raw batch in one transaction.
@@ -20,7 +21,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.timetables.trigger import CronTriggerTimetable
 
 SOURCES = ("crm", "billing", "survey")
 
@@ -56,7 +57,9 @@ def _day(data_interval_start):
 
 @dag(
     dag_id="defection_nightly",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # The run at D+1 00:00 UTC processes day D: data interval [D, D+1), also for manual
+    # runs and `airflow dags test <D+1>`.
+    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=timedelta(days=1)),
     start_date=pendulum.datetime(2024, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -12,7 +12,7 @@ DAGS = Path(__file__).parents[1] / "dags"
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
 

@@ -1,5 +1,6 @@
 import sys
 
-from defection_warehouse.cli import main
+if __name__ == "__main__":
+    from defection_warehouse.cli import main
 
-sys.exit(main())
+    sys.exit(main())

@@ -156,9 +156,11 @@ def run_days(days: list[date], settings: Settings, warehouse: str, crm: str) -> 
         env = airflow_env(settings, warehouse, crm, url, key)
         ensure_airflow_db(env)
         for day in days:
-            say(f"running {DAG_ID} for {day} (airflow dags test)")
+            # The run triggered at D+1 00:00 processes day D (data interval [D, D+1)).
+            run_at = (day + timedelta(days=1)).isoformat()
+            say(f"running {DAG_ID} for {day} (airflow dags test {DAG_ID} {run_at})")
             started = time.monotonic()
-            airflow(["dags", "test", DAG_ID, day.isoformat()], env)
+            airflow(["dags", "test", DAG_ID, run_at], env)
             say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s")
 
 
