@@ -152,7 +152,8 @@ CRM_ENTITIES: tuple[Entity, ...] = (
         ("ticket_id",), updated_column="updated_at",
     ),
     Entity(
-        "crm", "usage_snapshots", "Product usage synced into the CRM, one row per account and snapshot date.",
+        "crm", "usage_snapshots",
+        "Product usage synced into the CRM, one row per account and snapshot date.",
         (
             C("account_id", "bigint", "Account measured.", key=True),
             C("snapshot_date", "date", "Day the usage refers to.", key=True),
