@@ -36,6 +36,7 @@ format: $(STAMP)
 
 contracts-doc: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.contracts > docs/source_contracts.md
+	@$(BIN)/python -m defection_warehouse.contracts --dbt-sources
 
 warehouse-stop: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.embedded stop

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from defection_warehouse.contracts import ENTITIES, LOAD_COLUMNS, to_markdown
+from defection_warehouse.contracts import (
+    ENTITIES,
+    LOAD_COLUMNS,
+    SOURCES,
+    dbt_sources_path,
+    to_dbt_sources,
+    to_markdown,
+)
 
 DOC = Path(__file__).parents[1] / "docs" / "source_contracts.md"
 
 
 def test_contract_doc_is_up_to_date() -> None:
     assert DOC.read_text() == to_markdown(), "run `make contracts-doc`"
+    for source in SOURCES:
+        path = Path(__file__).parents[1] / dbt_sources_path(source)
+        assert path.read_text() == to_dbt_sources(source), "run `make contracts-doc`"
 
 
 def test_every_entity_has_keys_descriptions_and_billing_paths() -> None:

@@ -436,5 +436,41 @@ def to_markdown() -> str:
     return "\n".join(lines)
 
 
+def to_dbt_sources(source: str) -> str:
+    """dbt `sources:` YAML for one source's raw tables (descriptions from the contract)."""
+    import yaml
+
+    tables = []
+    for e in entities_for(source):
+        columns = [{"name": c.name, "description": c.description} for c in e.columns]
+        columns += [{"name": n, "description": d} for n, _, d in LOAD_COLUMNS]
+        tables.append({
+            "name": e.name,
+            "description": f"{e.description} Raw: every version landed, one row per "
+                           f"({', '.join(e.primary_key)}, batch).",
+            "columns": columns,
+        })
+    doc = {"version": 2, "sources": [{
+        "name": source,
+        "description": f"Raw {source} data as loaded by the raw loader (schema raw_{source}).",
+        "schema": f"raw_{source}",
+        "tables": tables,
+    }]}
+    header = ("# Generated from plugins/defection_warehouse/contracts.py by\n"
+              "# `python -m defection_warehouse.contracts --dbt-sources`; do not edit.\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, width=100)
+
+
+def dbt_sources_path(source: str) -> str:
+    return f"dbt_project/models/staging/{source}/_{source}__sources.yml"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(to_markdown())
+    if sys.argv[1:] == ["--dbt-sources"]:
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        for src in SOURCES:
+            (root / dbt_sources_path(src)).write_text(to_dbt_sources(src))
+    else:
+        sys.stdout.write(to_markdown())

@@ -1,0 +1,25 @@
+with
+
+source as (
+    {{ latest_version(source('billing', 'charges'), ['charge_id'], '_logical_date desc') }}
+),
+
+final as (
+    select
+        charge_id,
+        customer_id,
+        invoice_id,
+        amount,
+        currency,
+        status as charge_status,
+        failure_code,
+        refunded as is_refunded,
+        amount_refunded,
+        disputed as is_disputed,
+        {{ epoch_to_timestamp('created') }} as created_at,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from final

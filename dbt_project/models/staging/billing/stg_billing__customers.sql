@@ -1,0 +1,21 @@
+with
+
+source as (
+    {{ latest_version(source('billing', 'customers'), ['customer_id'], '_logical_date desc') }}
+),
+
+final as (
+    select
+        customer_id,
+        {{ epoch_to_timestamp('created') }} as created_at,
+        lower(trim(email)) as email,
+        name as customer_name,
+        crm_account_id::bigint as crm_account_id,
+        currency,
+        delinquent as is_delinquent,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from final

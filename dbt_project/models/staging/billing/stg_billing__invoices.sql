@@ -1,0 +1,28 @@
+with
+
+source as (
+    {{ latest_version(source('billing', 'invoices'), ['invoice_id'], '_logical_date desc') }}
+),
+
+final as (
+    select
+        invoice_id,
+        customer_id,
+        subscription_id,
+        status as invoice_status,
+        billing_reason,
+        {{ epoch_to_timestamp('created') }} as created_at,
+        {{ epoch_to_timestamp('period_start') }} as period_start_at,
+        {{ epoch_to_timestamp('period_end') }} as period_end_at,
+        subtotal,
+        total,
+        amount_due,
+        amount_paid,
+        attempt_count,
+        currency,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from final

@@ -1,0 +1,22 @@
+with
+
+source as (
+    {{ latest_version(source('crm', 'activities'), ['activity_id'], 'updated_at desc, _logical_date desc') }}
+),
+
+final as (
+    select
+        activity_id,
+        account_id,
+        contact_id,
+        activity_type,
+        occurred_at,
+        created_at,
+        updated_at,
+        is_deleted,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from final

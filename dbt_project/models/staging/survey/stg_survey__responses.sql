@@ -1,0 +1,20 @@
+with
+
+source as (
+    {{ latest_version(source('survey', 'responses'), ['response_id'], '_logical_date desc, _source_file desc') }}
+),
+
+final as (
+    select
+        response_id,
+        survey_id,
+        lower(trim(respondent_email)) as respondent_email,
+        submitted_at,
+        score,
+        comment as response_comment,
+        _batch_id as batch_id,
+        _loaded_at as loaded_at
+    from source
+)
+
+select * from final

@@ -1,0 +1,75 @@
+"""Run dbt for the project's dbt_project/ against a warehouse URL.
+
+The dbt profile reads its connection from DW_PG_* environment variables; this module sets
+them from the warehouse URL, so callers only ever pass a URL (from an Airflow connection
+or WAREHOUSE_URL) and no credentials are written to disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import unquote, urlsplit
+
+from defection_warehouse.config import PROJECT_ROOT
+
+DBT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class DbtError(RuntimeError):
+    """dbt reported errors or failing tests; the message lists the failing nodes."""
+
+
+def profile_env(warehouse_url: str, schema: str = "analytics") -> dict[str, str]:
+    parts = urlsplit(warehouse_url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"warehouse URL must be postgresql://..., got scheme {parts.scheme!r}")
+    return {
+        "DW_PG_HOST": parts.hostname or "127.0.0.1",
+        "DW_PG_PORT": str(parts.port or 5432),
+        "DW_PG_USER": unquote(parts.username or "postgres"),
+        "DW_PG_PASSWORD": unquote(parts.password or ""),
+        "DW_PG_DATABASE": parts.path.lstrip("/") or "postgres",
+        "DW_BUILD_SCHEMA": schema,
+        "DBT_PROFILES_DIR": str(DBT_DIR),
+        "DBT_PROJECT_DIR": str(DBT_DIR),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str = "analytics",
+            vars_: dict[str, object] | None = None) -> object:
+    """Invoke dbt in-process; raise DbtError naming every failed node."""
+    import json
+
+    from dbt.cli.main import dbtRunner
+
+    cli = [*args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+    if vars_:
+        cli += ["--vars", json.dumps(vars_)]
+    with _environ(profile_env(warehouse_url, schema)):
+        result = dbtRunner().invoke(cli)
+    if not result.success:
+        failed = []
+        for r in getattr(result.result, "results", None) or []:
+            status = str(getattr(r, "status", ""))
+            if status.lower() in ("error", "fail", "runtimeerror"):
+                failed.append(f"{r.node.unique_id}: {status} {(r.message or '').strip()[:300]}")
+        detail = "\n  ".join(failed) if failed else str(result.exception or "see dbt log")
+        raise DbtError(f"dbt {' '.join(args)} failed:\n  {detail}")
+    return result.result
