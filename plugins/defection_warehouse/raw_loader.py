@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import LibpqWriter
 
 from defection_warehouse.contracts import Entity, PgType, entities_for
 from defection_warehouse.db import connect, qualified, raw_table_ddl
@@ -347,9 +348,11 @@ class RawLoader:
             qualified(entity.raw_table), sql.SQL(", ").join(sql.Identifier(c) for c in header))
         with batch.open_file(landed.file) as f, conn.cursor() as cur:
             reader = _HashingReader(f)
-            with cur.copy(stmt) as copy:
+            # The unqueued writer sends each chunk before the next is read: memory stays
+            # at one chunk whatever the file size (psycopg's default queues up to ~128 MB).
+            with cur.copy(stmt, writer=LibpqWriter(cur)) as copy:
                 while chunk := reader.read(CHUNK):
-                    copy.write(chunk)
+                    copy.write(memoryview(chunk))
             _check_integrity(landed, reader.sha.hexdigest(), reader.size)
             rows = cur.rowcount
         if rows != landed.rows:
@@ -371,7 +374,7 @@ class RawLoader:
             text = io.TextIOWrapper(io.BufferedReader(reader, CHUNK), encoding="utf-8",
                                     errors="surrogateescape", newline="")
             records = csv.reader(text)
-            with cur.copy(stmt) as copy:
+            with cur.copy(stmt, writer=LibpqWriter(cur)) as copy:
                 for line, fields in _numbered(records, skip_header=True):
                     rows_in += 1
                     problem = _check_record(fields, header, positions, types, contract)
