@@ -41,9 +41,10 @@ def warehouse_url(settings: Settings) -> str:
         return settings.warehouse_url
     from defection_warehouse import embedded
 
-    say(f"WAREHOUSE_URL is not set: starting the embedded PostgreSQL on "
-        f"127.0.0.1:{settings.embedded_pg_port} (data in {settings.data_dir / 'pgdata'})")
-    return embedded.start(settings)
+    url = embedded.start(settings)
+    say(f"WAREHOUSE_URL is not set: using the embedded PostgreSQL at {url} "
+        f"(data in {settings.data_dir / 'pgdata'})")
+    return url
 
 
 def crm_url(settings: Settings, warehouse: str) -> str:

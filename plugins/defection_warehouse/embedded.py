@@ -1,7 +1,7 @@
 """An embedded PostgreSQL for machines with no warehouse configured.
 
 Uses the PostgreSQL 16 build that ships inside the `pgserver` wheel, but listens on TCP
-(127.0.0.1, port EMBEDDED_PG_PORT) rather than a socket only, so Airflow connections and
+(127.0.0.1, port EMBEDDED_PG_PORT, or a free port when another server holds it) rather than a socket only, so Airflow connections and
 dbt profiles see an ordinary host and port. The server keeps running between commands so
 analysts can query the demo warehouse; `python -m defection_warehouse.embedded stop` ends it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import stat
 import subprocess
 import sys
@@ -64,11 +65,37 @@ def is_running(pgdata: Path) -> bool:
     return _pg_ctl(pgdata, "status", check=False).returncode == 0
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _choose_port(settings: Settings, pgdata: Path) -> int:
+    """The port this data directory uses: EMBEDDED_PG_PORT when set explicitly, else the
+    one it used before, else the default or, when another server holds that, a free one."""
+    saved = pgdata.parent / "pgdata.port"
+    pid_file = pgdata / "postmaster.pid"
+    if is_running(pgdata) and pid_file.exists():
+        port = int(pid_file.read_text().splitlines()[3])  # line 4 of postmaster.pid
+    elif os.environ.get("EMBEDDED_PG_PORT"):
+        port = settings.embedded_pg_port
+    elif saved.exists():
+        port = int(saved.read_text().strip())
+    elif _port_free(settings.embedded_pg_port):
+        port = settings.embedded_pg_port
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    saved.write_text(f"{port}\n")
+    return port
+
+
 def start(settings: Settings, database: str = "warehouse") -> str:
     """Initialise (first time) and start the embedded server; return the warehouse URL."""
     pgdata = settings.data_dir / "pgdata"
-    port = settings.embedded_pg_port
     pgdata.mkdir(parents=True, exist_ok=True)
+    port = _choose_port(settings, pgdata)
     _bin("pg_ctl")  # imports pgserver quietly before anything else touches it
     if _run_as():
         _prepare_root_permissions(pgdata)
