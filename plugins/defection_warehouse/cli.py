@@ -38,7 +38,20 @@ def _database_url(server_url: str, database: str) -> str:
 
 def warehouse_url(settings: Settings) -> str:
     if settings.warehouse_url:
-        return settings.warehouse_url
+        import psycopg
+
+        from defection_warehouse.embedded import ensure_database
+
+        url = settings.warehouse_url
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc):
+                raise SystemExit(f"cannot connect to WAREHOUSE_URL {_redact(url)}: {exc}") from exc
+            database = urlsplit(url).path.lstrip("/")
+            say(f"creating database {database} on the WAREHOUSE_URL server")
+            ensure_database(_database_url(url, "postgres"), database)
+        return url
     from defection_warehouse import embedded
 
     url = embedded.start(settings)

@@ -1,9 +1,10 @@
 """An embedded PostgreSQL for machines with no warehouse configured.
 
 Uses the PostgreSQL 16 build that ships inside the `pgserver` wheel, but listens on TCP
-(127.0.0.1, port EMBEDDED_PG_PORT, or a free port when another server holds it) rather than a socket only, so Airflow connections and
-dbt profiles see an ordinary host and port. The server keeps running between commands so
-analysts can query the demo warehouse; `python -m defection_warehouse.embedded stop` ends it.
+(127.0.0.1, port EMBEDDED_PG_PORT, or a free port when another server holds it) rather
+than a socket only, so Airflow connections and dbt profiles see an ordinary host and
+port. The server keeps running between commands so analysts can query the demo
+warehouse; `python -m defection_warehouse.embedded stop` ends it.
 """
 
 from __future__ import annotations
