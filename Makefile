@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format contracts-doc warehouse-stop clean
+.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest warehouse-stop clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ format: $(STAMP)
 contracts-doc: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.contracts > docs/source_contracts.md
 	@$(BIN)/python -m defection_warehouse.contracts --dbt-sources
+
+dbt-manifest: $(STAMP)
+	@$(BIN)/python -m defection_warehouse dbt parse --quiet
 
 warehouse-stop: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.embedded stop

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from psycopg import sql
 
-from defection_warehouse.cli import _database_url, say, warehouse_url
+sys.path.insert(0, str(Path(__file__).parent))  # next_day.py beside this file
+
+from defection_warehouse.cli import _database_url, say, warehouse_url  # noqa: E402
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.contracts import entities_for
 from defection_warehouse.db import connect, qualified
@@ -184,6 +186,94 @@ def bench_load(server: str, customers: int, months: int, day: date) -> dict[str,
             "load_peak_rss_mb": round(load["peak_rss_mb"], 1)}
 
 
+def run_timed_dbt(args: list[str], url: str, day: date) -> float:
+    from defection_warehouse.dbt_runner import run_dbt
+
+    t0 = time.perf_counter()
+    run_dbt(args, url, vars_={"as_of_date": day.isoformat()})
+    return time.perf_counter() - t0
+
+
+def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
+    """Full dbt build vs the incremental build after one more day (about 1% changed),
+    and the same full build through the DAG's dbt stage."""
+    from datetime import timedelta
+
+    from next_day import add_day
+
+    from defection_warehouse.cli import dbt_parse
+
+    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    url = fresh_database(server, "dw_bench_dbt")
+    zone_dir = base / "landing"
+    loader = RawLoader(url, LandingZone(str(zone_dir)), progress=lambda m: None)
+    for source in SOURCES:
+        loader.load(source, day)
+    dbt_parse(url)
+    say("dbt: full build of the first day")
+    first_full = run_timed_dbt(["build", "--full-refresh"], url, day)
+    say(f"  {first_full:.1f}s")
+
+    # One more day: a copy of the sources, changed by about 1%, extracted and loaded.
+    nxt = day + timedelta(days=1)
+    scratch = base / "next_day"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(base / "sample" / "survey_inbox", scratch / "survey_inbox")
+    shutil.copy(base / "sample" / "billing.sqlite", scratch / "billing.sqlite")
+    crm_copy = _database_url(server, "dw_bench_crm_next")
+    admin = _database_url(server, "postgres")
+    with connect(admin, autocommit=True) as conn:
+        conn.execute("drop database if exists dw_bench_crm_next with (force)")
+        conn.execute(sql.SQL("create database dw_bench_crm_next template {}").format(
+            sql.Identifier(f"dw_bench_crm_{customers}")))
+    changed = add_day(crm_copy, scratch, nxt)
+    say(f"one more day: {changed}")
+    next_landing = scratch / "landing"
+    shutil.copytree(zone_dir, next_landing)  # the previous batches: incremental windows
+    _extract_day(crm_copy, scratch, next_landing, nxt)
+    loader = RawLoader(url, LandingZone(str(next_landing)), progress=lambda m: None)
+    rows_next = sum(loader.load(s, nxt).rows_loaded for s in SOURCES)
+
+    say("dbt: incremental build of the next day")
+    incremental = run_timed_dbt(["build"], url, nxt)
+    say(f"  {incremental:.1f}s")
+    say("dbt: full build of the same data")
+    full = run_timed_dbt(["build", "--full-refresh"], url, nxt)
+    say(f"  {full:.1f}s")
+    say("dbt: the same full build through the DAG's dbt stage")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")}
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "dbt_in_dag.py"),
+                          url, nxt.isoformat()], env=env, check=True, capture_output=True,
+                         text=True)
+    in_dag = json.loads(out.stdout.strip().splitlines()[-1])
+    say(f"  {in_dag['seconds']:.1f}s for {in_dag['tasks']} tasks")
+    return {
+        "dbt_full_seconds": round(full, 2),
+        "dbt_incremental_seconds": round(incremental, 2),
+        "dbt_incremental_vs_full": round(incremental / full, 3),
+        "dbt_in_dag_seconds": round(in_dag["seconds"], 2),
+        "dbt_in_dag_vs_full": round(in_dag["seconds"] / full, 3),
+        "dbt_in_dag_tasks": in_dag["tasks"],
+        "next_day_rows_loaded": rows_next,
+        "next_day_changes": changed,
+    }
+
+
+def _extract_day(crm_url: str, sample: Path, landing: Path, day: date) -> None:
+    from defection_warehouse.billing_server import BillingServer
+    from defection_warehouse.extract.billing import extract_billing
+    from defection_warehouse.extract.crm import extract_crm
+    from defection_warehouse.extract.survey import extract_survey
+
+    zone = LandingZone(str(landing))
+    extract_crm(zone, day, crm_url, progress=lambda m: None)
+    key = "sk_bench_" + os.urandom(6).hex()
+    with BillingServer(sample / "billing.sqlite", key) as server:
+        extract_billing(zone, day, server.url, key, progress=lambda m: None)
+    extract_survey(zone, day, str(sample / "survey_inbox"), progress=lambda m: None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -192,20 +282,24 @@ def main() -> int:
     parser.add_argument("--small-customers", type=int, default=2_000,
                         help="second, small size for the memory comparison")
     parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--only", choices=["load", "dbt"], help="run one part")
     args = parser.parse_args()
     settings = Settings.from_env()
     day = settings.sample_end_date
     server = warehouse_url(settings)
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    small = bench_load(server, args.small_customers, args.months, day)
-    big = bench_load(server, args.customers, args.months, day)
-    results.update(big)
+    if args.only in (None, "load"):
+        small = bench_load(server, args.small_customers, args.months, day)
+        big = bench_load(server, args.customers, args.months, day)
+        results.update(big)
+        results.update({"load_peak_rss_mb_small": small["load_peak_rss_mb"],
+                        "landing_mb_small": small["landing_mb"]})
+    if args.only in (None, "dbt"):
+        results.update(bench_dbt(server, args.customers, day))
     results.update({
         "customers": args.customers,
         "months": args.months,
-        "load_peak_rss_mb_small": small["load_peak_rss_mb"],
-        "landing_mb_small": small["landing_mb"],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",

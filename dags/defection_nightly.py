@@ -2,7 +2,9 @@
 ### defection_nightly
 
 Every night: extract CRM, billing and survey data for the previous day into the landing
-zone, then load each source into its `raw_<source>` schema with COPY.
+zone, load each source into its `raw_<source>` schema with COPY, then build the dbt models
+(staging, intermediate, marts) for that day. Each dbt model is a task of the `dbt` group
+(model and its tests run together), so a failing model is visible where it failed.
 
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
@@ -22,6 +24,16 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from defection_warehouse.dbt_airflow import (
+    DBT_DIR,
+    PROFILE_NAME,
+    TARGET_NAME,
+    WarehouseProfileMapping,
+    manifest_path,
+)
 
 SOURCES = ("crm", "billing", "survey")
 
@@ -64,9 +76,13 @@ def _day(data_interval_start):
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
-    params={"reextract": Param(False, type="boolean",
-                               description="Pull the sources again even when the day's "
-                                           "landing batch is already committed.")},
+    params={
+        "reextract": Param(False, type="boolean",
+                           description="Pull the sources again even when the day's landing "
+                                       "batch is already committed."),
+        "full_refresh": Param(False, type="boolean",
+                              description="Rebuild incremental dbt models from all history."),
+    },
     tags=["defection-warehouse", "nightly", "extract-load"],
     doc_md=__doc__,
 )
@@ -89,6 +105,17 @@ def defection_nightly():
                              Settings.from_env(), progress=print)
 
     @task
+    def dbt_seeds_and_staging(data_interval_start=None, params=None) -> None:
+        """Seeds and the staging models in one dbt build."""
+        from defection_warehouse.dbt_runner import run_dbt
+
+        args = ["build", "--select", "resource_type:seed", "staging"]
+        if params["full_refresh"]:
+            args.append("--full-refresh")
+        run_dbt(args, _endpoints().warehouse_url,
+                vars_={"as_of_date": data_interval_start.date().isoformat()})
+
+    @task
     def report(loads: list[dict], data_interval_start=None) -> dict:
         from defection_warehouse import pipeline
 
@@ -99,7 +126,30 @@ def defection_nightly():
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
-    report(loads)
+    staging = dbt_seeds_and_staging()
+    models = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(dbt_project_path=DBT_DIR, manifest_path=manifest_path()),
+        profile_config=ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=TARGET_NAME,
+            profile_mapping=WarehouseProfileMapping(
+                conn_id="warehouse", profile_args={"schema": "analytics"}),
+        ),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            select=["path:models/intermediate", "path:models/marts"],
+            test_behavior=TestBehavior.BUILD,
+            emit_datasets=False,
+        ),
+        operator_args={"install_deps": False,
+                       "full_refresh": "{{ params.full_refresh }}",
+                       "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
+        default_args=default_args,
+    )
+    loads >> staging >> models >> report(loads)
 
 
 defection_nightly()

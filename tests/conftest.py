@@ -36,6 +36,15 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The DAG renders its dbt tasks from the manifest; parse once per session (no DB)."""
+    from defection_warehouse.dbt_runner import DBT_DIR, run_dbt
+
+    run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
+    return DBT_DIR / "target" / "manifest.json"
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     url = os.environ.get("TEST_PG_ADMIN_URL")

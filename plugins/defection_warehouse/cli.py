@@ -5,6 +5,7 @@ demo      start the warehouse (embedded unless WAREHOUSE_URL is set), generate t
           last day and print what was loaded
 run       run the nightly DAG for one or more days (a backfill) against configured sources
 sample    generate the sample business only
+dbt       run dbt against the configured warehouse (profile from WAREHOUSE_URL)
 """
 
 from __future__ import annotations
@@ -165,7 +166,16 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     stamp.touch()
 
 
+def dbt_parse(warehouse: str) -> None:
+    """The manifest the DAG renders its dbt tasks from (parse only: fast, no queries)."""
+    from defection_warehouse.dbt_runner import run_dbt
+
+    say("parsing the dbt project (manifest for the DAG's dbt tasks)")
+    run_dbt(["parse", "--quiet"], warehouse)
+
+
 def run_days(days: list[date], settings: Settings, warehouse: str, crm: str) -> None:
+    dbt_parse(warehouse)
     with billing_api(settings) as (url, key):
         env = airflow_env(settings, warehouse, crm, url, key)
         ensure_airflow_db(env)
@@ -212,6 +222,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dbt(args: argparse.Namespace) -> int:
+    from defection_warehouse.dbt_runner import DbtError, run_dbt
+
+    settings = Settings.from_env()
+    try:
+        run_dbt(args.dbt_args, warehouse_url(settings))
+    except DbtError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def print_summary(warehouse: str, day: date) -> None:
     from defection_warehouse import pipeline
 
@@ -237,5 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     sample = sub.add_parser("sample", help="(re)generate the sample business")
     sample.set_defaults(func=cmd_sample)
+    dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse, e.g. "
+                                     "`dbt build --select marts`")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
     args = parser.parse_args(argv)
     return args.func(args)
