@@ -26,6 +26,7 @@ def main() -> int:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_WAREHOUSE": url.replace("postgresql://", "postgres://", 1),
         "AIRFLOW_CONN_CRM_DB": "postgres://unused@127.0.0.1/unused",

@@ -109,7 +109,9 @@ def defection_nightly():
         """Seeds and the staging models in one dbt build."""
         from defection_warehouse.dbt_runner import run_dbt
 
-        args = ["build", "--select", "resource_type:seed", "staging"]
+        # buildable: a test that also reads later models runs with those models
+        args = ["build", "--select", "resource_type:seed", "staging",
+                "--indirect-selection", "buildable"]
         if params["full_refresh"]:
             args.append("--full-refresh")
         run_dbt(args, _endpoints().warehouse_url,
@@ -120,8 +122,9 @@ def defection_nightly():
         from defection_warehouse import pipeline
 
         day = _day(data_interval_start)
-        print(pipeline.format_raw_summary(
-            pipeline.raw_summary(_endpoints().warehouse_url, day), day))
+        url = _endpoints().warehouse_url
+        print(pipeline.format_raw_summary(pipeline.raw_summary(url, day), day))
+        print(pipeline.kpi_summary(url))
         return {x["source"]: x["rows_loaded"] for x in loads}
 
     loads = [load.override(task_id=f"load_{s}")(
@@ -145,6 +148,8 @@ def defection_nightly():
             emit_datasets=False,
         ),
         operator_args={"install_deps": False,
+                       # a relationship test runs with the later of its two models
+                       "dbt_cmd_flags": ["--indirect-selection", "buildable"],
                        "full_refresh": "{{ params.full_refresh }}",
                        "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
         default_args=default_args,

@@ -133,6 +133,7 @@ def airflow_env(settings: Settings, warehouse: str, crm: str, billing_url: str,
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_WAREHOUSE": warehouse.replace("postgresql://", "postgres://", 1),
         "AIRFLOW_CONN_CRM_DB": crm.replace("postgresql://", "postgres://", 1),
@@ -239,6 +240,8 @@ def print_summary(warehouse: str, day: date) -> None:
 
     print()
     print(pipeline.format_raw_summary(pipeline.raw_summary(warehouse, day), day))
+    print()
+    print(pipeline.kpi_summary(warehouse))
     print()
 
 

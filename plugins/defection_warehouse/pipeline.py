@@ -91,3 +91,45 @@ def format_raw_summary(rows: list[tuple[str, int, int]], logical_date: date) -> 
              f"  {'table':<{width}}  {'this batch':>10}  {'all batches':>11}"]
     lines += [f"  {t:<{width}}  {b:>10,}  {n:>11,}" for t, b, n in rows]
     return "\n".join(lines)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1%}"
+
+
+def kpi_summary(warehouse_url: str, schema: str = "analytics", months: int = 3) -> str:
+    """The last months' KPIs and the top causes of lost MRR over the last 12 months."""
+    from psycopg import sql
+
+    from defection_warehouse.db import connect
+
+    with connect(warehouse_url) as conn:
+        kpis = conn.execute(sql.SQL(
+            "select month, paying_customers_start, churned_customers, logo_churn_rate, "
+            "gross_mrr_churn_rate, net_mrr_churn_rate, quick_ratio, grr_t12, nrr_t12, "
+            "defections, feedback_coverage, mrr_end "
+            "from {}.kpi_retention_monthly order by month desc limit %s").format(
+                sql.Identifier(schema)), (months,)).fetchall()
+        causes = conn.execute(sql.SQL(
+            "select cause_id, owning_function, sum(lost_mrr_attributed) as lost, "
+            "sum(defections_attributed) as defections "
+            "from {}.mart_cause_attribution "
+            "where defection_month > (select max(month) from {}.kpi_retention_monthly) "
+            "- interval '12 months' group by 1, 2 order by lost desc").format(
+                sql.Identifier(schema), sql.Identifier(schema))).fetchall()
+    lines = ["Retention KPIs (latest month first; MRR in currency units):",
+             f"  {'month':<8} {'paying':>7} {'churned':>7} {'logo':>6} {'gross':>6} "
+             f"{'net':>6} {'quick':>6} {'GRR12':>6} {'NRR12':>6} {'feedbk':>6} {'MRR':>11}"]
+    for (month, paying, churned, logo, gross, net, quick, grr, nrr, _defs, fb,
+         mrr) in kpis:
+        lines.append(
+            f"  {month:%Y-%m}  {paying:>7,} {churned:>7,} {_pct(logo):>6} {_pct(gross):>6} "
+            f"{_pct(net):>6} {'-' if quick is None else f'{float(quick):.2f}':>6} "
+            f"{_pct(grr):>6} {_pct(nrr):>6} {_pct(fb):>6} {mrr / 100:>11,.0f}")
+    total = sum(float(c[2] or 0) for c in causes) or 1.0
+    lines += ["", "Top causes of lost MRR, last 12 months:",
+              f"  {'cause':<20} {'owner':<22} {'lost MRR':>10} {'share':>6} {'defections':>10}"]
+    for cause, owner, lost, defections in causes[:6]:
+        lines.append(f"  {cause:<20} {owner or '-':<22} {float(lost or 0) / 100:>10,.0f} "
+                     f"{float(lost or 0) / total:>6.1%} {float(defections):>10.1f}")
+    return "\n".join(lines)

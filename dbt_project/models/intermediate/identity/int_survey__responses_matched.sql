@@ -1,0 +1,50 @@
+-- Survey responses matched to a CRM contact (and so to an account) by e-mail address.
+-- Staging already lower-cases and trims both sides; unmatched responses are kept.
+with
+
+responses as (
+    select * from {{ ref('stg_survey__responses') }}
+),
+
+surveys as (
+    select
+        survey_id,
+        survey_kind
+    from {{ ref('stg_survey__surveys') }}
+),
+
+contacts as (
+    select
+        contact_id,
+        account_id,
+        email,
+        -- several live contacts could share an address: take the oldest one
+        row_number() over (partition by email order by created_at, contact_id) as email_rank
+    from {{ ref('stg_crm__contacts') }}
+    where
+        not coalesce(is_deleted, false)
+        and email is not null
+),
+
+final as (
+    select
+        responses.response_id,
+        responses.survey_id,
+        surveys.survey_kind,
+        responses.respondent_email,
+        responses.submitted_at,
+        responses.score,
+        responses.response_comment,
+        contacts.contact_id,
+        contacts.account_id as crm_account_id,
+        contacts.contact_id is not null as is_matched
+    from responses
+    left join surveys
+        on responses.survey_id = surveys.survey_id
+    left join contacts
+        on
+            responses.respondent_email = contacts.email
+            and contacts.email_rank = 1
+)
+
+select * from final

@@ -1,0 +1,100 @@
+-- Paying customers showing defection signals now. Grain: customer paying in the as-of
+-- month with at least one observed signal at the as-of date. The signals are the same
+-- rules the attribution of past defections uses (int_attribution__evidence), weighted the
+-- same way, so the top cause reads like the one a defection would get today.
+with
+
+checkpoints as (
+    select * from {{ ref('int_attribution__checkpoints') }}
+    where checkpoint_kind = 'active'
+),
+
+evidence as (
+    select
+        checkpoint_id,
+        cause_id,
+        evidence_type,
+        evidence_source,
+        evidence_detail,
+        strength,
+        observed_at
+    from {{ ref('int_attribution__evidence') }}
+    where checkpoint_kind = 'active'
+),
+
+taxonomy as (
+    select * from {{ ref('cause_taxonomy') }}
+),
+
+accounts as (
+    select
+        account_id,
+        account_name,
+        segment,
+        owner_name
+    from {{ ref('stg_crm__accounts') }}
+),
+
+weighted as (
+    {{ attribution_cause_weights('evidence', 'checkpoint_id', 'taxonomy') }}
+),
+
+signals as (
+    select
+        checkpoint_id,
+        array_agg(evidence_source order by strength desc, evidence_source asc)::text[] as signals,
+        array_agg(
+            evidence_source || ': ' || evidence_detail
+            order by strength desc, evidence_source asc
+        )::text[] as evidence,
+        count(*) as signal_count,
+        min(observed_at) as first_signal_at
+    from evidence
+    group by checkpoint_id
+),
+
+causes as (
+    select
+        checkpoint_id,
+        array_agg(cause_id order by cause_rank)::text[] as causes
+    from weighted
+    group by checkpoint_id
+),
+
+top_cause as (
+    select * from weighted
+    where cause_rank = 1
+),
+
+final as (
+    select
+        checkpoints.customer_id::text as customer_id,
+        checkpoints.crm_account_id::bigint as crm_account_id,
+        accounts.account_name::text as account_name,
+        accounts.segment::text as segment,
+        accounts.owner_name::text as owner,
+        checkpoints.as_of_date::date as as_of_date,
+        checkpoints.mrr::bigint as mrr_at_risk,
+        signals.signal_count::int as signal_count,
+        signals.signals::text[] as signals,
+        signals.evidence::text[] as evidence,
+        causes.causes::text[] as causes,
+        top_cause.cause_id::text as top_cause,
+        top_cause.weight::numeric(9, 6) as top_cause_weight,
+        taxonomy.owning_function::text as owning_function,
+        taxonomy.recommended_fix::text as recommended_fix,
+        signals.first_signal_at::timestamptz as first_signal_at
+    from checkpoints
+    inner join signals
+        on checkpoints.checkpoint_id = signals.checkpoint_id
+    inner join causes
+        on checkpoints.checkpoint_id = causes.checkpoint_id
+    inner join top_cause
+        on checkpoints.checkpoint_id = top_cause.checkpoint_id
+    left join taxonomy
+        on top_cause.cause_id = taxonomy.cause_id
+    left join accounts
+        on checkpoints.crm_account_id = accounts.account_id
+)
+
+select * from final

@@ -1,0 +1,270 @@
+"""How well cause attribution recovers the causes planted in the sample business.
+
+Reads fct_defection_causes (with int_defections for each defection's billing customer and
+date) from the warehouse and the sample generator's planted truth CSV (which is never
+loaded into the warehouse), matches defections on (billing customer id, defection date)
+and reports:
+
+- ``top_cause_agreement``: share of matched defections whose top attributed cause is one
+  of the causes planted for that defection;
+- ``unexplained_share``: share of matched defections attributed to ``unexplained``;
+- matched / unmatched counts and a per-cause confusion summary.
+
+Usage::
+
+    python -m defection_warehouse.attribution_report --warehouse-url URL \\
+        --truth .data/sample/planted_truth.csv [--schema analytics] [--out bench/attribution.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+UNEXPLAINED = "unexplained"
+
+
+@dataclass(frozen=True)
+class PlantedDefection:
+    """One row of the planted truth: a defection and the causes behind it."""
+
+    customer_id: str
+    defection_date: date
+    causes: tuple[str, ...]
+    primary_cause: str
+    involuntary: bool = False
+
+
+@dataclass(frozen=True)
+class CauseWeight:
+    cause_id: str
+    weight: float
+    cause_rank: int = 1
+
+
+@dataclass
+class AttributedDefection:
+    """A defection in the warehouse with its attributed causes."""
+
+    defection_id: str
+    customer_id: str
+    defection_date: date
+    causes: list[CauseWeight] = field(default_factory=list)
+
+    @property
+    def top_cause(self) -> str:
+        """Highest weight; ties go to the warehouse's cause_rank, then the cause id."""
+        if not self.causes:
+            return UNEXPLAINED
+        best = min(self.causes, key=lambda c: (-c.weight, c.cause_rank, c.cause_id))
+        return best.cause_id
+
+
+@dataclass
+class CauseSummary:
+    """Per planted primary cause: how often attribution put a planted cause on top."""
+
+    defections: int = 0
+    top_in_planted: int = 0
+    top_is_primary: int = 0
+    top_causes: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "defections": self.defections,
+            "top_cause_agreement": _share(self.top_in_planted, self.defections),
+            "top_is_primary": _share(self.top_is_primary, self.defections),
+            "top_causes": dict(self.top_causes.most_common()),
+        }
+
+
+@dataclass
+class Report:
+    truth_defections: int
+    warehouse_defections: int
+    matched: int
+    unmatched_truth: int
+    unmatched_warehouse: int
+    top_in_planted: int
+    top_is_primary: int
+    unexplained: int
+    by_primary_cause: dict[str, CauseSummary]
+    # attributed top cause -> (times it was top, times it was one of the planted causes)
+    by_top_cause: dict[str, tuple[int, int]]
+
+    @property
+    def top_cause_agreement(self) -> float:
+        return _share(self.top_in_planted, self.matched)
+
+    @property
+    def unexplained_share(self) -> float:
+        return _share(self.unexplained, self.matched)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "top_cause_agreement": self.top_cause_agreement,
+            "unexplained_share": self.unexplained_share,
+            "primary_cause_agreement": _share(self.top_is_primary, self.matched),
+            "matched": self.matched,
+            "unmatched_truth": self.unmatched_truth,
+            "unmatched_warehouse": self.unmatched_warehouse,
+            "truth_defections": self.truth_defections,
+            "warehouse_defections": self.warehouse_defections,
+            "top_in_planted": self.top_in_planted,
+            "unexplained": self.unexplained,
+            "by_primary_cause": {k: v.as_dict() for k, v in sorted(self.by_primary_cause.items())},
+            "by_top_cause": {
+                k: {"top": top, "precision": _share(hit, top)}
+                for k, (top, hit) in sorted(self.by_top_cause.items())
+            },
+        }
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def read_truth(path: str | Path) -> list[PlantedDefection]:
+    """The planted truth CSV the sample generator writes."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            causes = tuple(c for c in (row.get("planted_causes") or "").split(";") if c)
+            primary = row.get("primary_cause") or (causes[0] if causes else "")
+            rows.append(PlantedDefection(
+                customer_id=row["billing_customer_id"],
+                defection_date=date.fromisoformat(row["defection_date"]),
+                causes=causes or ((primary,) if primary else ()),
+                primary_cause=primary,
+                involuntary=(row.get("involuntary") or "").lower() == "true",
+            ))
+    return rows
+
+
+def evaluate(attributed: Iterable[AttributedDefection],
+             truth: Iterable[PlantedDefection]) -> Report:
+    """Match defections on (customer id, defection date) and score the top causes."""
+    attributed = list(attributed)
+    truth = list(truth)
+    by_key: dict[tuple[str, date], AttributedDefection] = {}
+    for a in attributed:
+        by_key[(a.customer_id, a.defection_date)] = a
+    truth_keys = {(t.customer_id, t.defection_date) for t in truth}
+
+    matched = top_in = top_primary = unexplained = 0
+    per_primary: dict[str, CauseSummary] = defaultdict(CauseSummary)
+    per_top: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for t in truth:
+        a = by_key.get((t.customer_id, t.defection_date))
+        if a is None:
+            continue
+        matched += 1
+        top = a.top_cause
+        hit = top in t.causes
+        top_in += hit
+        top_primary += top == t.primary_cause
+        unexplained += top == UNEXPLAINED
+        s = per_primary[t.primary_cause]
+        s.defections += 1
+        s.top_in_planted += hit
+        s.top_is_primary += top == t.primary_cause
+        s.top_causes[top] += 1
+        per_top[top][0] += 1
+        per_top[top][1] += hit
+    return Report(
+        truth_defections=len(truth),
+        warehouse_defections=len(by_key),
+        matched=matched,
+        unmatched_truth=len(truth) - matched,
+        unmatched_warehouse=sum(1 for k in by_key if k not in truth_keys),
+        top_in_planted=top_in,
+        top_is_primary=top_primary,
+        unexplained=unexplained,
+        by_primary_cause=dict(per_primary),
+        by_top_cause={k: (v[0], v[1]) for k, v in per_top.items()},
+    )
+
+
+def read_attribution(warehouse_url: str, schema: str = "analytics") -> list[AttributedDefection]:
+    """Every defection of int_defections with its rows of fct_defection_causes."""
+    from psycopg import sql
+
+    from defection_warehouse.db import connect
+
+    query = sql.SQL(
+        "select d.defection_id, d.customer_id, d.defection_date,"
+        " c.cause_id, c.weight::float8, c.cause_rank"
+        " from {defections} as d"
+        " left join {causes} as c on c.defection_id = d.defection_id"
+        " order by d.defection_id, c.cause_rank"
+    ).format(
+        defections=sql.Identifier(schema, "int_defections"),
+        causes=sql.Identifier(schema, "fct_defection_causes"),
+    )
+    out: dict[str, AttributedDefection] = {}
+    with connect(warehouse_url) as conn:
+        for defection_id, customer_id, day, cause_id, weight, rank in conn.execute(query):
+            a = out.setdefault(defection_id,
+                               AttributedDefection(defection_id, customer_id, day))
+            if cause_id is not None:
+                a.causes.append(CauseWeight(cause_id, float(weight), int(rank)))
+    return list(out.values())
+
+
+def format_report(report: Report) -> str:
+    lines = [
+        f"defections: truth {report.truth_defections}, warehouse "
+        f"{report.warehouse_defections}, matched {report.matched}, unmatched truth "
+        f"{report.unmatched_truth}, unmatched warehouse {report.unmatched_warehouse}",
+        f"top_cause_agreement: {report.top_cause_agreement:.4f} "
+        f"({report.top_in_planted}/{report.matched} top cause is a planted cause)",
+        f"primary_cause_agreement: {_share(report.top_is_primary, report.matched):.4f}",
+        f"unexplained_share: {report.unexplained_share:.4f} "
+        f"({report.unexplained}/{report.matched})",
+        "",
+        f"{'planted primary cause':<22}{'n':>5}{'agree':>8}{'primary':>9}  "
+        "attributed top causes",
+    ]
+    for cause, s in sorted(report.by_primary_cause.items(), key=lambda kv: -kv[1].defections):
+        tops = ", ".join(f"{c} {n}" for c, n in s.top_causes.most_common(4))
+        lines.append(f"{cause:<22}{s.defections:>5}"
+                     f"{_share(s.top_in_planted, s.defections):>8.2f}"
+                     f"{_share(s.top_is_primary, s.defections):>9.2f}  {tops}")
+    lines += ["", f"{'attributed top cause':<22}{'n':>5}{'precision':>11}"]
+    for cause, (top, hit) in sorted(report.by_top_cause.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"{cause:<22}{top:>5}{_share(hit, top):>11.2f}")
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: str | Path, extra: dict[str, object] | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**report.as_dict(), **(extra or {})}
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m defection_warehouse.attribution_report",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--warehouse-url", required=True, help="postgresql://... of the warehouse")
+    p.add_argument("--truth", required=True, help="planted truth CSV of the sample")
+    p.add_argument("--schema", default="analytics", help="schema the marts are built in")
+    p.add_argument("--out", default="bench/attribution.json", help="JSON file to write")
+    args = p.parse_args(argv)
+
+    report = evaluate(read_attribution(args.warehouse_url, args.schema), read_truth(args.truth))
+    print(format_report(report))
+    write_json(report, args.out, {"schema": args.schema, "truth": str(args.truth)})
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
