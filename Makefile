@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest warehouse-stop clean
+.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report warehouse-stop clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	@$(BIN)/python -m pytest -m "not slow"
+
+attribution-report: $(STAMP)
+	@$(BIN)/python -m defection_warehouse attribution-report
 
 bench: $(STAMP)
 	@$(BIN)/python bench/run_bench.py

@@ -6,6 +6,8 @@ demo      start the warehouse (embedded unless WAREHOUSE_URL is set), generate t
 run       run the nightly DAG for one or more days (a backfill) against configured sources
 sample    generate the sample business only
 dbt       run dbt against the configured warehouse (profile from WAREHOUSE_URL)
+attribution-report
+          compare the attributed causes with the sample's planted truth
 """
 
 from __future__ import annotations
@@ -71,26 +73,30 @@ def crm_url(settings: Settings, warehouse: str) -> str:
 
 
 def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
-    from defection_warehouse.sample import SampleParams, generate
+    from defection_warehouse.sample import SampleParams, fingerprint, generate
 
     params = SampleParams(customers=settings.sample_customers, months=settings.sample_months,
                           seed=settings.sample_seed, end_date=settings.sample_end_date)
     out = settings.sample_dir
     stamp = out / "sample.json"
-    wanted = {"params": _params_dict(params), "crm_url": _redact(crm)}
+    wanted = {"params": _params_dict(params), "crm_url": _redact(crm),
+              "fingerprint": fingerprint(params)}
     if not fresh and stamp.exists():
         done = json.loads(stamp.read_text())
-        if done.get("params") == wanted["params"] and done.get("crm_url") == wanted["crm_url"]:
+        if all(done.get(k) == v for k, v in wanted.items()):
             say(f"sample already generated in {out} ({params.customers} customers, "
                 f"{params.months} months); reusing it")
             return out
     if out.exists():
         shutil.rmtree(out)
+    landing = Path(settings.landing_url)
+    if landing.is_relative_to(settings.data_dir) and landing.exists():
+        say(f"removing landing batches of the previous sample in {landing}")
+        shutil.rmtree(landing)
     say(f"generating the sample business: {params.customers} customers over "
         f"{params.months} months ending {params.end_date} (seed {params.seed})")
     summary = generate(params, out, crm, progress=lambda m: say("  " + m))
-    summary["crm_url"] = wanted["crm_url"]
-    summary["params"] = wanted["params"]
+    summary.update(wanted)
     stamp.write_text(json.dumps(summary, indent=2, default=str))
     return out
 
@@ -235,6 +241,19 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribution_report(args: argparse.Namespace) -> int:
+    from defection_warehouse import attribution_report
+
+    settings = Settings.from_env()
+    truth = settings.sample_dir / "planted_truth.csv"
+    if not truth.exists():
+        raise SystemExit(f"{truth} not found: run `make demo` first (it generates the "
+                         "sample and builds the marts)")
+    return attribution_report.main([
+        "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
+        "--out", str(PROJECT_ROOT / "bench" / "attribution.json")])
+
+
 def print_summary(warehouse: str, day: date) -> None:
     from defection_warehouse import pipeline
 
@@ -262,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     sample = sub.add_parser("sample", help="(re)generate the sample business")
     sample.set_defaults(func=cmd_sample)
+    report = sub.add_parser("attribution-report",
+                            help="compare attribution with the sample's planted truth")
+    report.set_defaults(func=cmd_attribution_report)
     dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse, e.g. "
                                      "`dbt build --select marts`")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

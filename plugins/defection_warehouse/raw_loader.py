@@ -283,11 +283,14 @@ class RawLoader:
                                                       "failed", 0.0))
                             raise
                         results.append(res)
+                    for name in dict.fromkeys(r.entity for r in results):
+                        mine = [r for r in results if r.entity == name]
+                        paths = "/".join(sorted({r.path for r in mine}))
                         self.progress(
-                            f"  {source}.{landed.entity}: {res.rows_loaded} rows "
-                            f"({res.rows_quarantined} quarantined, {res.path}) "
-                            f"in {res.seconds:.1f}s"
-                        )
+                            f"  {source}.{name}: {sum(r.rows_loaded for r in mine):,} rows "
+                            f"from {len(mine)} file(s), "
+                            f"{sum(r.rows_quarantined for r in mine):,} quarantined "
+                            f"({paths}) in {sum(r.seconds for r in mine):.1f}s")
                     rows_in = sum(r.rows_in for r in results)
                     bad = sum(r.rows_quarantined for r in results)
                     if rows_in and bad / rows_in > self.max_share:
