@@ -33,6 +33,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check plugins dags tests bench
+	@$(BIN)/python -m defection_warehouse lint-sql
 
 format: $(STAMP)
 	@$(BIN)/ruff check --fix plugins dags tests bench

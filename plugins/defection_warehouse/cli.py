@@ -254,6 +254,16 @@ def cmd_attribution_report(args: argparse.Namespace) -> int:
         "--out", str(PROJECT_ROOT / "bench" / "attribution.json")])
 
 
+def cmd_lint_sql(args: argparse.Namespace) -> int:
+    """SQLFluff with the dbt templater: it compiles the project, so it needs a profile."""
+    from defection_warehouse.dbt_runner import DBT_DIR, profile_env
+
+    env = {**os.environ, **profile_env(warehouse_url(Settings.from_env()))}
+    sqlfluff = Path(sys.executable).with_name("sqlfluff")
+    return subprocess.run([str(sqlfluff), "lint", str(DBT_DIR / "models"), "--processes", "2"],
+                          env=env, cwd=PROJECT_ROOT).returncode
+
+
 def print_summary(warehouse: str, day: date) -> None:
     from defection_warehouse import pipeline
 
@@ -284,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("attribution-report",
                             help="compare attribution with the sample's planted truth")
     report.set_defaults(func=cmd_attribution_report)
+    lint = sub.add_parser("lint-sql", help="SQLFluff on the dbt models")
+    lint.set_defaults(func=cmd_lint_sql)
     dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse, e.g. "
                                      "`dbt build --select marts`")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

@@ -76,7 +76,7 @@ final as (
         checkpoints.crm_account_id::bigint as crm_account_id,
         accounts.account_name::text as account_name,
         accounts.segment::text as segment,
-        accounts.owner_name::text as owner,
+        accounts.owner_name::text as owner,  -- noqa: RF04
         checkpoints.as_of_date::date as as_of_date,
         checkpoints.mrr::bigint as mrr_at_risk,
         signals.signal_count::int as signal_count,

@@ -1,7 +1,11 @@
 with
 
 source as (
-    {{ latest_version(source('billing', 'customers'), ['customer_id'], '_logical_date desc') }}
+    {{ latest_version(
+        source('billing', 'customers'),
+        ['customer_id'],
+        '_logical_date desc'
+    ) }}
 ),
 
 final as (

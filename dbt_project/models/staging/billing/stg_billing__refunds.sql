@@ -1,7 +1,11 @@
 with
 
 source as (
-    {{ latest_version(source('billing', 'refunds'), ['refund_id'], '_logical_date desc') }}
+    {{ latest_version(
+        source('billing', 'refunds'),
+        ['refund_id'],
+        '_logical_date desc'
+    ) }}
 ),
 
 final as (

@@ -1,7 +1,11 @@
 with
 
 source as (
-    {{ latest_version(source('crm', 'deals'), ['deal_id'], 'updated_at desc, _logical_date desc') }}
+    {{ latest_version(
+        source('crm', 'deals'),
+        ['deal_id'],
+        'updated_at desc, _logical_date desc'
+    ) }}
 ),
 
 final as (

@@ -1,7 +1,11 @@
 with
 
 source as (
-    {{ latest_version(source('crm', 'usage_snapshots'), ['account_id', 'snapshot_date'], 'updated_at desc, _logical_date desc') }}
+    {{ latest_version(
+        source('crm', 'usage_snapshots'),
+        ['account_id', 'snapshot_date'],
+        'updated_at desc, _logical_date desc'
+    ) }}
 ),
 
 final as (

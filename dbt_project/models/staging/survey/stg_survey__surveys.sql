@@ -1,7 +1,11 @@
 with
 
 source as (
-    {{ latest_version(source('survey', 'surveys'), ['survey_id'], '_logical_date desc, _source_file desc') }}
+    {{ latest_version(
+        source('survey', 'surveys'),
+        ['survey_id'],
+        '_logical_date desc, _source_file desc'
+    ) }}
 ),
 
 final as (
