@@ -40,7 +40,7 @@ def main() -> int:
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["defection_nightly"]
     dbt_only = dag.partial_subset(
         task_ids=[t.task_id for t in dag.tasks
-                  if t.task_id == "dbt_seeds_and_staging" or t.task_id.startswith("dbt.")],
+                  if t.task_id == "dbt_base" or t.task_id.startswith("dbt.")],
         include_upstream=False, include_downstream=False)
     after = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     t0 = time.perf_counter()

@@ -3,8 +3,9 @@
 
 Every night: extract CRM, billing and survey data for the previous day into the landing
 zone, load each source into its `raw_<source>` schema with COPY, then build the dbt models
-(staging, intermediate, marts) for that day. Each dbt model is a task of the `dbt` group
-(model and its tests run together), so a failing model is visible where it failed.
+for that day: seeds, staging and intermediate models in `dbt_base`, then each mart as a
+task of the `dbt` group (the mart and its tests together), so a failing mart is visible
+where it failed.
 
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
@@ -105,12 +106,13 @@ def defection_nightly():
                              Settings.from_env(), progress=print)
 
     @task
-    def dbt_seeds_and_staging(data_interval_start=None, params=None) -> None:
-        """Seeds and the staging models in one dbt build."""
+    def dbt_base(data_interval_start=None, params=None) -> None:
+        """Seeds, staging and intermediate models in one dbt build (dbt's log names any
+        failing model); the marts that people read are tasks of their own."""
         from defection_warehouse.dbt_runner import run_dbt
 
-        # buildable: a test that also reads later models runs with those models
-        args = ["build", "--select", "resource_type:seed", "staging",
+        # buildable: a test that also reads a mart runs with that mart
+        args = ["build", "--select", "resource_type:seed", "staging", "intermediate",
                 "--indirect-selection", "buildable"]
         if params["full_refresh"]:
             args.append("--full-refresh")
@@ -129,7 +131,7 @@ def defection_nightly():
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
-    staging = dbt_seeds_and_staging()
+    base = dbt_base()
     models = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=DBT_DIR, manifest_path=manifest_path()),
@@ -143,7 +145,7 @@ def defection_nightly():
                                          invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            select=["path:models/intermediate", "path:models/marts"],
+            select=["path:models/marts"],
             test_behavior=TestBehavior.BUILD,
             emit_datasets=False,
         ),
@@ -154,7 +156,7 @@ def defection_nightly():
                        "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
         default_args=default_args,
     )
-    loads >> staging >> models >> report(loads)
+    loads >> base >> models >> report(loads)
 
 
 defection_nightly()

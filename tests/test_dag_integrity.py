@@ -39,22 +39,21 @@ def test_no_cycles_and_extract_precedes_load(dagbag) -> None:
         assert order[f"extract_{source}"] < order[f"load_{source}"]
         assert dag.get_task(f"load_{source}").upstream_task_ids == {f"extract_{source}"}
     loads = {"load_crm", "load_billing", "load_survey"}
-    assert dag.get_task("dbt_seeds_and_staging").upstream_task_ids == loads
+    assert dag.get_task("dbt_base").upstream_task_ids == loads
     dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
     assert dbt_tasks, "no dbt model tasks rendered from the manifest"
     for t in dbt_tasks:
-        assert order["dbt_seeds_and_staging"] < order[t.task_id] < order["report"]
+        assert order["dbt_base"] < order[t.task_id] < order["report"]
     assert any(u.startswith("dbt.") for u in dag.get_task("report").upstream_task_ids)
 
 
 def test_every_mart_is_a_task_of_its_own(dagbag, dbt_manifest) -> None:
-    """Operators see each intermediate and mart model (and its tests) as one task."""
+    """Operators see each mart (and its tests) as one task."""
     import json
 
     nodes = json.loads(dbt_manifest.read_text())["nodes"].values()
     expected = {n["name"] for n in nodes if n["resource_type"] == "model"
-                and n["original_file_path"].startswith(("models/intermediate",
-                                                         "models/marts"))}
+                and n["original_file_path"].startswith("models/marts")}
     dag = dagbag.dags["defection_nightly"]
     rendered = {t.task_id.removeprefix("dbt.").removesuffix("_model_build").split(".")[0]
                 for t in dag.tasks if t.task_id.startswith("dbt.")}
