@@ -9,7 +9,7 @@ defections as (
 ),
 
 mrr_monthly as (
-    select * from {{ ref('fct_customer_mrr_monthly') }}
+    select * from {{ ref('int_revenue__customer_mrr_monthly') }}
 ),
 
 customers as (
