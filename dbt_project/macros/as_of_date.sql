@@ -1,12 +1,12 @@
 {#-
     The date the marts describe: var('as_of_date') when given (backfills, tests), else
-    the newest logical date loaded into raw. "Now" never comes from the wall clock, so a
-    rebuild of the same data gives the same numbers.
+    the newest day loaded (billing subscriptions are landed in full every night). "Now"
+    never comes from the wall clock, so a rebuild of the same data gives the same numbers.
 -#}
 {% macro as_of_date() %}
     {%- if var('as_of_date', none) -%}
         cast('{{ var("as_of_date") }}' as date)
     {%- else -%}
-        (select max(_logical_date) from {{ source('billing', 'subscriptions') }})
+        (select max(logical_date) from {{ ref('stg_billing__subscriptions') }})
     {%- endif -%}
 {% endmacro %}

@@ -29,6 +29,7 @@ final as (
         discount_amount_off,
         currency,
         _batch_id as batch_id,
+        _logical_date as logical_date,
         _loaded_at as loaded_at
     from source
 )
