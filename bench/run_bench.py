@@ -26,16 +26,15 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))  # next_day.py beside this file
 
-from defection_warehouse.cli import _database_url, say, warehouse_url  # noqa: E402
+from defection_warehouse.cli import say, warehouse_url  # noqa: E402
 from defection_warehouse.config import PROJECT_ROOT, Settings
-from defection_warehouse.contracts import entities_for
-from defection_warehouse.db import connect, qualified
+from defection_warehouse.contracts import SOURCES, entities_for
+from defection_warehouse.db import connect, qualified, with_database
 from defection_warehouse.embedded import ensure_database
 from defection_warehouse.landing import LandingZone
 from defection_warehouse.raw_loader import RawLoader
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
-SOURCES = ("crm", "billing", "survey")
 
 LOAD_CHILD = """
 import json, resource, sys, time
@@ -53,12 +52,12 @@ print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak_kb / 102
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    admin = _database_url(server_url, "postgres")
+    admin = with_database(server_url, "postgres")
     with connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(
             sql.Identifier(name)))
     ensure_database(admin, name)
-    return _database_url(server_url, name)
+    return with_database(server_url, name)
 
 
 def psql_binary() -> str:
@@ -75,7 +74,6 @@ def prepare_sample(server: str, out: Path, customers: int, months: int, end: dat
 
     params = SampleParams(customers=customers, months=months, seed=7, end_date=end)
     stamp = out / "sample.json"
-    crm = _database_url(server, f"dw_bench_crm_{customers}")
     if stamp.exists() and json.loads(stamp.read_text()).get("bench_params") == repr(params):
         say(f"reusing the {customers}-customer sample in {out}")
         return out
@@ -99,7 +97,7 @@ def extract_all(server: str, sample: Path, landing: Path, customers: int, day: d
     if all(zone.batch(s, day).exists() for s in SOURCES):
         say(f"reusing the landing batches in {landing}")
         return
-    crm = _database_url(server, f"dw_bench_crm_{customers}")
+    crm = with_database(server, f"dw_bench_crm_{customers}")
     t0 = time.perf_counter()
     extract_crm(zone, day, crm, force=True, progress=lambda m: say("  " + m))
     key = "sk_bench_" + os.urandom(6).hex()
@@ -221,8 +219,8 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
         shutil.rmtree(scratch)
     shutil.copytree(base / "sample" / "survey_inbox", scratch / "survey_inbox")
     shutil.copy(base / "sample" / "billing.sqlite", scratch / "billing.sqlite")
-    crm_copy = _database_url(server, "dw_bench_crm_next")
-    admin = _database_url(server, "postgres")
+    crm_copy = with_database(server, "dw_bench_crm_next")
+    admin = with_database(server, "postgres")
     with connect(admin, autocommit=True) as conn:
         conn.execute("drop database if exists dw_bench_crm_next with (force)")
         conn.execute(sql.SQL("create database dw_bench_crm_next template {}").format(

@@ -29,6 +29,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
+from defection_warehouse.contracts import SOURCES
 from defection_warehouse.dbt_airflow import (
     DBT_DIR,
     PROFILE_NAME,
@@ -36,8 +37,6 @@ from defection_warehouse.dbt_airflow import (
     WarehouseProfileMapping,
     manifest_path,
 )
-
-SOURCES = ("crm", "billing", "survey")
 
 default_args = {
     "owner": "data-engineering",

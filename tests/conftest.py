@@ -11,13 +11,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from defection_warehouse.config import PROJECT_ROOT, Settings
+from defection_warehouse.db import with_database
 
 # Airflow reads its configuration at import: point it at a throwaway home before any test
 # imports it, so the suite never touches a developer's ~/airflow.
@@ -30,11 +30,6 @@ os.environ.update({
     "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
 })
-
-
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,11 +45,11 @@ def dbt_manifest() -> Path:
 def pg_admin_url() -> str:
     url = os.environ.get("TEST_PG_ADMIN_URL")
     if not url and os.environ.get("WAREHOUSE_URL"):
-        url = _with_database(os.environ["WAREHOUSE_URL"], "postgres")
+        url = with_database(os.environ["WAREHOUSE_URL"], "postgres")
     if not url:
         from defection_warehouse import embedded
 
-        url = _with_database(embedded.start(Settings.from_env()), "postgres")
+        url = with_database(embedded.start(Settings.from_env()), "postgres")
     with psycopg.connect(url, connect_timeout=10) as conn:
         conn.execute("select 1")
     return url
@@ -70,7 +65,7 @@ class DatabaseFactory:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         self.created.append(name)
-        return _with_database(self.admin_url, name)
+        return with_database(self.admin_url, name)
 
     def drop_all(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -81,6 +76,14 @@ class DatabaseFactory:
 
 @pytest.fixture
 def new_database(pg_admin_url: str) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_admin_url)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_admin_url: str) -> Iterator[DatabaseFactory]:
+    """Databases shared by the tests of one module (expensive set-ups)."""
     factory = DatabaseFactory(pg_admin_url)
     yield factory
     factory.drop_all()

@@ -52,7 +52,7 @@ def write_batch(zone: LandingZone, day: date, accounts: int = 50, usage: int = 2
         for i, text in bad_lines.items():
             lines[i + 1] = text
         path.write_text("\n".join(lines))
-        _rewrite_manifest(zone, path)
+        _rewrite_manifest(path)
 
 
 def checksums(url: str) -> dict[str, tuple[int, str]]:
@@ -143,7 +143,7 @@ def test_missing_column_fails_naming_file_and_column(tmp_path: Path, warehouse_u
     path = tmp_path / "landing" / "crm" / DAY.isoformat() / "accounts.csv"
     text = path.read_text().replace("segment,", "sales_segment,", 1)
     path.write_text(text)
-    _rewrite_manifest(zone, path)
+    _rewrite_manifest(path)
     with pytest.raises(LoadError, match=r"accounts.csv: line 1 \(header\) lacks contract "
                                         r"column\(s\) segment"):
         RawLoader(warehouse_url, zone).load("crm", DAY)
@@ -156,7 +156,7 @@ def test_extra_column_is_tolerated_with_a_warning(tmp_path: Path, warehouse_url:
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0] + ",health_score"] + [x + ",0.5" for x in lines[1:]])
                     + "\n")
-    _rewrite_manifest(zone, path)
+    _rewrite_manifest(path)
     result = RawLoader(warehouse_url, zone).load("crm", DAY)
     assert result.rows_loaded == 3
     with psycopg.connect(warehouse_url) as conn:
@@ -175,7 +175,7 @@ def test_landing_file_changed_after_extract_is_refused(tmp_path: Path,
         RawLoader(warehouse_url, zone).load("crm", DAY)
 
 
-def _rewrite_manifest(zone: LandingZone, path: Path) -> None:
+def _rewrite_manifest(path: Path) -> None:
     import hashlib
 
     manifest_path = path.parent / "_manifest.json"

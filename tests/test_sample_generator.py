@@ -12,14 +12,11 @@ import hashlib
 import json
 import re
 import statistics
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -46,10 +43,6 @@ STRIPE_FEEDBACK = {"too_expensive", "missing_features", "switched_service", "unu
 STRIPE_REASON = {"cancellation_requested", "payment_failed", "payment_disputed"}
 
 
-def _with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
 @dataclass
 class Run:
     out: Path
@@ -58,23 +51,13 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def runs(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Run]]:
-    names = [f"dwtest_sample_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        for name in names:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        out = []
-        for name in names:
-            url = _with_database(pg_admin_url, name)
-            folder = tmp_path_factory.mktemp("sample")
-            out.append(Run(folder, url, generate(PARAMS, folder, url, progress=None)))
-        yield out
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            for name in names:
-                conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(name)))
+def runs(module_database, tmp_path_factory: pytest.TempPathFactory) -> list[Run]:
+    out = []
+    for _ in range(2):
+        url = module_database("dwtest_sample")
+        folder = tmp_path_factory.mktemp("sample")
+        out.append(Run(folder, url, generate(PARAMS, folder, url, progress=None)))
+    return out
 
 
 @dataclass

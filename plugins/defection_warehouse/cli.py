@@ -27,16 +27,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from defection_warehouse.config import PROJECT_ROOT, Settings
+from defection_warehouse.db import with_database
 
 DAG_ID = "defection_nightly"
 
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _database_url(server_url: str, database: str) -> str:
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
 
 
 def warehouse_url(settings: Settings) -> str:
@@ -53,7 +50,7 @@ def warehouse_url(settings: Settings) -> str:
                 raise SystemExit(f"cannot connect to WAREHOUSE_URL {_redact(url)}: {exc}") from exc
             database = urlsplit(url).path.lstrip("/")
             say(f"creating database {database} on the WAREHOUSE_URL server")
-            ensure_database(_database_url(url, "postgres"), database)
+            ensure_database(with_database(url, "postgres"), database)
         return url
     from defection_warehouse import embedded
 
@@ -68,8 +65,8 @@ def crm_url(settings: Settings, warehouse: str) -> str:
         return settings.crm_url
     from defection_warehouse.embedded import ensure_database
 
-    ensure_database(_database_url(warehouse, "postgres"), "defection_crm")
-    return _database_url(warehouse, "defection_crm")
+    ensure_database(with_database(warehouse, "postgres"), "defection_crm")
+    return with_database(warehouse, "defection_crm")
 
 
 def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:

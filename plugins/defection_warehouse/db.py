@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 from defection_warehouse.contracts import LOAD_COLUMNS, Entity
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection:

@@ -18,9 +18,6 @@ from defection_warehouse.raw_loader import RawLoader
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("crm", "billing", "survey")
-
-
 @dataclass(frozen=True)
 class Endpoints:
     """Where the sources and the warehouse are, resolved from Airflow connections or env."""

@@ -1,29 +1,15 @@
+-- The newest version of each account. Renames and casts live in stg_crm__account_versions,
+-- so the current view and the history cannot drift apart.
 with
 
-source as (
-    {{ latest_version(
-        source('crm', 'accounts'),
-        ['account_id'],
-        'updated_at desc, _logical_date desc'
-    ) }}
+versions as (
+    select * from {{ ref('stg_crm__account_versions') }}
 ),
 
 final as (
-    select
-        account_id,
-        name as account_name,
-        domain,
-        industry,
-        employee_count,
-        segment,
-        region,
-        owner_name,
-        created_at,
-        updated_at,
-        is_deleted,
-        _batch_id as batch_id,
-        _loaded_at as loaded_at
-    from source
+    select distinct on (account_id) *
+    from versions
+    order by account_id asc, updated_at desc, batch_id desc
 )
 
 select * from final
