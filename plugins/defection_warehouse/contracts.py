@@ -11,6 +11,7 @@ Amounts are integers in minor units (cents).
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +28,9 @@ class Column:
     nullable: bool = True
     # Billing only: where the value sits in the API's JSON object (dotted, `[0]` indexes).
     path: str | None = None
+    # The complete set of values the source may send (enums); the quality gate rejects
+    # any other non-null value. None: an open set.
+    accepted_values: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ class Entity:
 
 
 def C(name: str, type_: PgType, description: str, *, key: bool = False,
-      nullable: bool = True, path: str | None = None) -> Column:
-    return Column(name, type_, description, nullable=nullable and not key, path=path)
+      nullable: bool = True, path: str | None = None,
+      accepted: tuple[str, ...] | None = None) -> Column:
+    return Column(name, type_, description, nullable=nullable and not key, path=path,
+                  accepted_values=accepted)
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,8 +93,10 @@ CRM_ENTITIES: tuple[Entity, ...] = (
             C("domain", "text", "Company web domain."),
             C("industry", "text", "Industry label as kept in the CRM."),
             C("employee_count", "integer", "Number of employees."),
-            C("segment", "text", "Sales segment: smb, mid_market or enterprise."),
-            C("region", "text", "Sales region: na, emea, apac or latam."),
+            C("segment", "text", "Sales segment: smb, mid_market or enterprise.",
+              accepted=("smb", "mid_market", "enterprise")),
+            C("region", "text", "Sales region: na, emea, apac or latam.",
+              accepted=("na", "emea", "apac", "latam")),
             C("owner_name", "text", "Account owner (sales or customer success)."),
             *_CRM_TRACKING,
         ),
@@ -112,7 +120,8 @@ CRM_ENTITIES: tuple[Entity, ...] = (
         (
             C("deal_id", "bigint", "CRM deal id.", key=True),
             C("account_id", "bigint", "Account the deal is for."),
-            C("stage", "text", "Pipeline stage: open, closed_won or closed_lost."),
+            C("stage", "text", "Pipeline stage: open, closed_won or closed_lost.",
+              accepted=("open", "closed_won", "closed_lost")),
             C("amount", "bigint", "Deal value in minor units."),
             C("seats_sold", "integer", "Seats promised in the deal."),
             C("promised_go_live_date", "date", "Go-live date promised during the sale."),
@@ -128,7 +137,8 @@ CRM_ENTITIES: tuple[Entity, ...] = (
             C("activity_id", "bigint", "CRM activity id.", key=True),
             C("account_id", "bigint", "Account touched."),
             C("contact_id", "bigint", "Contact touched, when known."),
-            C("activity_type", "text", "call, email, meeting or business_review."),
+            C("activity_type", "text", "call, email, meeting or business_review.",
+              accepted=("call", "email", "meeting", "business_review")),
             C("occurred_at", "timestamptz", "When the touchpoint happened."),
             *_CRM_TRACKING,
         ),
@@ -140,9 +150,12 @@ CRM_ENTITIES: tuple[Entity, ...] = (
             C("ticket_id", "bigint", "CRM ticket id.", key=True),
             C("account_id", "bigint", "Account that raised the ticket."),
             C("contact_id", "bigint", "Contact that raised the ticket."),
-            C("category", "text", "bug, outage, how_to, billing or feature_request."),
-            C("priority", "text", "low, normal, high or urgent."),
-            C("status", "text", "open, pending, solved or closed."),
+            C("category", "text", "bug, outage, how_to, billing or feature_request.",
+              accepted=("bug", "outage", "how_to", "billing", "feature_request")),
+            C("priority", "text", "low, normal, high or urgent.",
+              accepted=("low", "normal", "high", "urgent")),
+            C("status", "text", "open, pending, solved or closed.",
+              accepted=("open", "pending", "solved", "closed")),
             C("opened_at", "timestamptz", "When the ticket was opened."),
             C("first_response_at", "timestamptz", "First agent response."),
             C("resolved_at", "timestamptz", "When it was solved."),
@@ -168,6 +181,18 @@ CRM_ENTITIES: tuple[Entity, ...] = (
 # ---------------------------------------------------------------------------------------
 # Billing: a Stripe-compatible REST API. Columns name the JSON path they are read from.
 # ---------------------------------------------------------------------------------------
+# Stripe's enums where the API may send more than the sample uses (accepted, not flagged).
+STRIPE_CANCELLATION_FEEDBACK: tuple[str, ...] = (
+    "too_expensive", "missing_features", "switched_service", "unused", "customer_service",
+    "too_complex", "low_quality", "other",
+)
+STRIPE_INTERVALS: tuple[str, ...] = ("day", "week", "month", "year")
+STRIPE_BILLING_REASONS: tuple[str, ...] = (
+    "subscription_create", "subscription_cycle", "subscription_update", "manual",
+    "subscription_threshold", "subscription", "quote_accept", "upcoming",
+    "automatic_pending_invoice_item_invoice",
+)
+
 BILLING_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "billing", "customers", "Billing customers; metadata links them to the CRM account.",
@@ -189,7 +214,9 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("subscription_id", "text", "Subscription id (sub_...).", key=True, path="id"),
             C("customer_id", "text", "Billing customer.", path="customer"),
             C("status", "text", "active, past_due, unpaid, canceled, incomplete, "
-              "incomplete_expired, trialing or paused.", path="status"),
+              "incomplete_expired, trialing or paused.", path="status",
+              accepted=("active", "past_due", "unpaid", "canceled", "incomplete",
+                        "incomplete_expired", "trialing", "paused")),
             C("created", "bigint", "Creation time, epoch seconds.", path="created"),
             C("start_date", "bigint", "Start, epoch seconds.", path="start_date"),
             C("current_period_start", "bigint", "Current period start, epoch seconds.",
@@ -204,9 +231,10 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("ended_at", "bigint", "When the subscription ended.", path="ended_at"),
             C("cancellation_reason", "text", "cancellation_details.reason: "
               "cancellation_requested, payment_failed or payment_disputed.",
-              path="cancellation_details.reason"),
+              path="cancellation_details.reason",
+              accepted=("cancellation_requested", "payment_failed", "payment_disputed")),
             C("cancellation_feedback", "text", "cancellation_details.feedback (Stripe enum).",
-              path="cancellation_details.feedback"),
+              path="cancellation_details.feedback", accepted=STRIPE_CANCELLATION_FEEDBACK),
             C("cancellation_comment", "text", "cancellation_details.comment (free text).",
               path="cancellation_details.comment"),
             C("discount_coupon_id", "text", "Coupon applied.", path="discount.coupon.id"),
@@ -228,7 +256,8 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("unit_amount", "bigint", "Price per unit per interval, minor units.",
               path="price.unit_amount"),
             C("currency", "text", "Currency.", path="price.currency"),
-            C("recurring_interval", "text", "month or year.", path="price.recurring.interval"),
+            C("recurring_interval", "text", "month or year.", path="price.recurring.interval",
+              accepted=STRIPE_INTERVALS),
             C("recurring_interval_count", "integer", "Intervals per billing period.",
               path="price.recurring.interval_count"),
             C("quantity", "integer", "Seats (units).", path="quantity"),
@@ -242,9 +271,11 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("invoice_id", "text", "Invoice id (in_...).", key=True, path="id"),
             C("customer_id", "text", "Billing customer.", path="customer"),
             C("subscription_id", "text", "Subscription billed.", path="subscription"),
-            C("status", "text", "draft, open, paid, uncollectible or void.", path="status"),
+            C("status", "text", "draft, open, paid, uncollectible or void.", path="status",
+              accepted=("draft", "open", "paid", "uncollectible", "void")),
             C("billing_reason", "text", "subscription_create, subscription_cycle, "
-              "subscription_update or manual.", path="billing_reason"),
+              "subscription_update or manual.", path="billing_reason",
+              accepted=STRIPE_BILLING_REASONS),
             C("created", "bigint", "Creation time, epoch seconds.", path="created"),
             C("period_start", "bigint", "Billed period start, epoch seconds.",
               path="period_start"),
@@ -265,7 +296,8 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("invoice_id", "text", "Parent invoice.", path="invoice"),
             C("subscription_id", "text", "Subscription the line bills.", path="subscription"),
             C("price_id", "text", "Price id.", path="price.id"),
-            C("recurring_interval", "text", "month or year.", path="price.recurring.interval"),
+            C("recurring_interval", "text", "month or year.", path="price.recurring.interval",
+              accepted=STRIPE_INTERVALS),
             C("recurring_interval_count", "integer", "Intervals per period.",
               path="price.recurring.interval_count"),
             C("quantity", "integer", "Units billed.", path="quantity"),
@@ -287,7 +319,8 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("invoice_id", "text", "Invoice paid by the charge.", path="invoice"),
             C("amount", "bigint", "Amount, minor units.", path="amount"),
             C("currency", "text", "Currency.", path="currency"),
-            C("status", "text", "succeeded, failed or pending.", path="status"),
+            C("status", "text", "succeeded, failed or pending.", path="status",
+              accepted=("succeeded", "failed", "pending")),
             C("failure_code", "text", "Card/bank failure code when failed.",
               path="failure_code"),
             C("refunded", "boolean", "Fully refunded.", path="refunded"),
@@ -306,8 +339,10 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("amount", "bigint", "Amount, minor units.", path="amount"),
             C("currency", "text", "Currency.", path="currency"),
             C("reason", "text", "duplicate, fraudulent or requested_by_customer.",
-              path="reason"),
-            C("status", "text", "pending, succeeded, failed or canceled.", path="status"),
+              path="reason", accepted=("duplicate", "fraudulent", "requested_by_customer",
+                                       "expired_uncaptured_charge")),
+            C("status", "text", "pending, succeeded, failed or canceled.", path="status",
+              accepted=("pending", "succeeded", "failed", "canceled", "requires_action")),
             C("created", "bigint", "Creation time, epoch seconds.", path="created"),
         ),
         ("refund_id",), endpoint="/v1/refunds",
@@ -322,7 +357,9 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("reason", "text", "Stripe dispute reason (fraudulent, general, ...).",
               path="reason"),
             C("status", "text", "warning_needs_response, needs_response, under_review, "
-              "won or lost.", path="status"),
+              "won or lost.", path="status",
+              accepted=("warning_needs_response", "warning_under_review", "warning_closed",
+                        "needs_response", "under_review", "won", "lost", "prevented")),
             C("created", "bigint", "Creation time, epoch seconds.", path="created"),
         ),
         ("dispute_id",), endpoint="/v1/disputes",
@@ -332,12 +369,20 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
 # ---------------------------------------------------------------------------------------
 # Survey: CSV exports from a survey platform dropped in an inbox as <entity>_<date>.csv.
 # ---------------------------------------------------------------------------------------
+# Survey option codes of the exit survey (what a platform export carries).
+EXIT_REASON_OPTIONS: tuple[str, ...] = (
+    "too_expensive", "switched_to_competitor", "missing_features", "product_unreliable",
+    "poor_support", "slow_support", "not_using_it", "wrong_fit", "goals_not_met",
+    "billing_problems", "business_closing", "promises_not_kept", "felt_ignored", "other",
+)
+
 SURVEY_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "survey", "surveys", "Survey definitions.",
         (
             C("survey_id", "text", "Survey id.", key=True),
-            C("kind", "text", "relationship_nps, ticket_csat, onboarding or exit."),
+            C("kind", "text", "relationship_nps, ticket_csat, onboarding or exit.",
+              accepted=("relationship_nps", "ticket_csat", "onboarding", "exit")),
             C("title", "text", "Survey title."),
             C("created_at", "timestamptz", "When the survey was created."),
         ),
@@ -359,7 +404,8 @@ SURVEY_ENTITIES: tuple[Entity, ...] = (
         "survey", "exit_answers", "Exit-survey reasons for one response.",
         (
             C("response_id", "text", "Exit-survey response.", key=True),
-            C("primary_reason", "text", "Main reason chosen (survey option code)."),
+            C("primary_reason", "text", "Main reason chosen (survey option code).",
+              accepted=EXIT_REASON_OPTIONS),
             C("other_reasons", "text", "Other reasons chosen, ';'-separated option codes."),
             C("comment", "text", "Free text."),
         ),
@@ -369,13 +415,6 @@ SURVEY_ENTITIES: tuple[Entity, ...] = (
 
 ENTITIES: tuple[Entity, ...] = CRM_ENTITIES + BILLING_ENTITIES + SURVEY_ENTITIES
 SOURCES: tuple[str, ...] = ("crm", "billing", "survey")
-
-# Survey option codes of the exit survey (what a platform export carries).
-EXIT_REASON_OPTIONS: tuple[str, ...] = (
-    "too_expensive", "switched_to_competitor", "missing_features", "product_unreliable",
-    "poor_support", "slow_support", "not_using_it", "wrong_fit", "goals_not_met",
-    "billing_problems", "business_closing", "promises_not_kept", "felt_ignored", "other",
-)
 
 # Columns the loader adds to every raw table.
 LOAD_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -398,6 +437,16 @@ def entity(source: str, name: str) -> Entity:
         if e.name == name:
             return e
     raise ValueError(f"unknown entity {source}.{name}")
+
+
+def _accepted_note(c: Column) -> str:
+    """The accepted values, unless the description already names every one of them."""
+    if not c.accepted_values:
+        return ""
+    words = set(re.findall(r"[a-z_]+", c.description))
+    if set(c.accepted_values) <= words:
+        return ""
+    return " Accepted: " + ", ".join(f"`{v}`" for v in c.accepted_values) + "."
 
 
 def to_markdown() -> str:
@@ -428,7 +477,8 @@ def to_markdown() -> str:
             "|---|---|---|---|" + ("---|" if e.source == "billing" else ""),
         ]
         for c in e.columns:
-            row = f"| {c.name} | {c.type} | {'yes' if c.nullable else 'no'} | {c.description} |"
+            meaning = c.description + _accepted_note(c)
+            row = f"| {c.name} | {c.type} | {'yes' if c.nullable else 'no'} | {meaning} |"
             if e.source == "billing":
                 row += f" `{c.path}` |"
             lines.append(row)

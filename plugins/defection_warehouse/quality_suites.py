@@ -1,0 +1,508 @@
+"""The quality gate's expectation suites, defined once, here, in Python.
+
+``python -m defection_warehouse.quality_gate write-suites`` writes them as the JSON suites
+of the GX project under ``expectations/gx/expectations/``; a test keeps the two in sync and
+the gate runs the committed JSON.
+
+Raw suites (one per raw table, named after it) judge one load batch: every expectation
+carries ``meta.rows``, which the gate turns into a row condition on ``_logical_date`` at run
+time (indexed, so a check never scans older batches):
+
+- ``batch``: the rows of the logical date's batch;
+- ``recent``: the batches of the freshness window (an incremental table's newest change
+  may have been loaded a few days earlier: a quiet day is not a stale source);
+- ``table``: the table itself (its columns).
+
+Mart suites (``marts.<model>``) judge the built marts in the build schema, whatever its
+name: SQL checks name other marts unqualified and the gate sets the search path.
+
+Values known only at run time are suite parameters (``$PARAMETER``): the volume band from
+the load history, the freshness cut-off and the as-of date.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+from great_expectations.core.expectation_suite import ExpectationSuiteSchema
+
+from defection_warehouse.contracts import (
+    ENTITIES,
+    EXIT_REASON_OPTIONS,
+    LOAD_COLUMNS,
+    Entity,
+)
+
+_IDS = uuid.UUID("6f1c2d4e-5b7a-4c39-9e8d-0a1b2c3d4e5f")  # namespace of stable suite ids
+MART_PREFIX = "marts."
+GENERATED_BY = "python -m defection_warehouse.quality_gate write-suites"
+
+
+# ------------------------------------------------------------------------- raw rules
+@dataclass(frozen=True)
+class VolumeBand:
+    """The batch's row count must lie within low..high x the median of the row counts of
+    up to `lookback` previous successful batches (the first, full-sync batch of an
+    incremental table excluded); skipped with fewer than `min_history` such batches."""
+
+    low: float = 0.6
+    high: float = 3.0
+    lookback: int = 7
+    min_history: int = 2
+    blocking: bool = True
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The newest `column` value must be at most `limit` older than the end of the
+    logical date."""
+
+    column: str
+    limit: timedelta
+
+
+@dataclass(frozen=True)
+class Bounds:
+    column: str
+    min_value: int | None = 0
+    max_value: int | None = None
+
+
+@dataclass(frozen=True)
+class RawRules:
+    freshness: Freshness | None = None
+    volume: VolumeBand | None = None
+    bounds: tuple[Bounds, ...] = ()
+    # Columns holding ';'-separated codes, each of which must be accepted.
+    code_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# Snapshots are landed in full every night: their size only drifts, so a band violation
+# is data loss and blocks. Incremental batches follow the business's days (weekends,
+# holidays), so for them a band violation is reported as a warning.
+SNAPSHOT = VolumeBand()
+INCREMENTAL = VolumeBand(blocking=False)
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+# Freshness limits: tight on the busy tables (activities, tickets, usage, invoices,
+# charges: a stalled source shows within days), loose on master data, which a small
+# business may leave unchanged for weeks (a few hundred accounts: up to ~45 days without
+# an edit); None for sparse tables (disputes, refunds, survey definitions) and tables
+# without a change timestamp.
+RAW_RULES: dict[str, RawRules] = {
+    "raw_crm.accounts": RawRules(Freshness("updated_at", _days(60)), INCREMENTAL,
+                                 (Bounds("employee_count"),)),
+    "raw_crm.contacts": RawRules(Freshness("updated_at", _days(30)), INCREMENTAL),
+    "raw_crm.deals": RawRules(Freshness("updated_at", _days(14)), INCREMENTAL,
+                              (Bounds("amount"), Bounds("seats_sold"))),
+    "raw_crm.activities": RawRules(Freshness("updated_at", _days(3)), INCREMENTAL),
+    "raw_crm.tickets": RawRules(Freshness("updated_at", _days(3)), INCREMENTAL,
+                                (Bounds("csat_score", 1, 5),)),
+    "raw_crm.usage_snapshots": RawRules(Freshness("updated_at", _days(7)), INCREMENTAL,
+                                        (Bounds("active_users"), Bounds("licensed_seats"))),
+    "raw_billing.customers": RawRules(Freshness("created", _days(14)), SNAPSHOT),
+    "raw_billing.subscriptions": RawRules(
+        Freshness("created", _days(14)), SNAPSHOT,
+        (Bounds("discount_percent_off", 0, 100), Bounds("discount_amount_off"))),
+    "raw_billing.subscription_items": RawRules(
+        Freshness("created", _days(14)), SNAPSHOT,
+        (Bounds("unit_amount"), Bounds("quantity"), Bounds("recurring_interval_count", 1))),
+    # Invoice subtotal and total may be negative (credit notes, proration credits); what
+    # is due or paid may not.
+    "raw_billing.invoices": RawRules(
+        Freshness("created", _days(3)), INCREMENTAL,
+        (Bounds("amount_due"), Bounds("amount_paid"), Bounds("attempt_count"))),
+    # A line's amount is negative for proration credits; discounts are positive amounts.
+    "raw_billing.invoice_lines": RawRules(
+        None, INCREMENTAL,
+        (Bounds("discount_amount"), Bounds("quantity"), Bounds("recurring_interval_count", 1))),
+    "raw_billing.charges": RawRules(Freshness("created", _days(3)), INCREMENTAL,
+                                    (Bounds("amount"), Bounds("amount_refunded"))),
+    "raw_billing.refunds": RawRules(None, None, (Bounds("amount"),)),
+    "raw_billing.disputes": RawRules(None, None, (Bounds("amount"),)),
+    "raw_survey.surveys": RawRules(),
+    "raw_survey.responses": RawRules(Freshness("submitted_at", _days(7)), INCREMENTAL,
+                                     (Bounds("score", 0, 10),)),
+    "raw_survey.exit_answers": RawRules(code_lists=(("other_reasons", EXIT_REASON_OPTIONS),)),
+}
+
+
+# ------------------------------------------------------------------------- helpers
+def _meta(check: str, rows: str, **extra: Any) -> dict[str, Any]:
+    return {"check": check, "rows": rows, **extra}
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$PARAMETER": name}
+
+
+def _severity(blocking: bool) -> str:
+    return "critical" if blocking else "warning"
+
+
+def _suite(name: str, description: str, expectations: list[Any],
+           **meta: Any) -> gx.ExpectationSuite:
+    suite = gx.ExpectationSuite(
+        name=name, expectations=expectations,
+        meta={"description": description, "generated_by": GENERATED_BY, **meta})
+    # Stable ids keep the committed JSON identical from one generation to the next.
+    suite.id = str(uuid.uuid5(_IDS, f"suite:{name}"))
+    for i, expectation in enumerate(suite.expectations):
+        expectation.id = str(uuid.uuid5(_IDS, f"{name}:{i}:{expectation.expectation_type}"))
+    return suite
+
+
+def suite_json(suite: gx.ExpectationSuite) -> str:
+    """The suite as the GX expectations store writes it (plus a final newline)."""
+    return ExpectationSuiteSchema().dumps(suite, indent=2, sort_keys=True) + "\n"
+
+
+# ------------------------------------------------------------------------- raw suites
+def raw_suite(entity: Entity) -> gx.ExpectationSuite:
+    rules = RAW_RULES[entity.raw_table]
+    columns = [*entity.column_names, *(name for name, _, _ in LOAD_COLUMNS)]
+    exps: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=columns, exact_match=False, meta=_meta("schema", "table"),
+            description="Every contract column and load column is present."),
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=columns, exact_match=True, severity="warning",
+            meta=_meta("extra_columns", "table"),
+            description="No column outside the contract (an extra column is a warning)."),
+    ]
+    for c in entity.columns:
+        if not c.nullable:
+            check = "key" if c.name in entity.primary_key else "required"
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name,
+                                                          meta=_meta(check, "batch")))
+    if len(entity.primary_key) == 1:
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=entity.primary_key[0],
+                                                     meta=_meta("key", "batch")))
+    else:
+        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(entity.primary_key),
+                                                        meta=_meta("key", "batch")))
+    for c in entity.columns:
+        if c.accepted_values:
+            exps.append(gxe.ExpectColumnValuesToBeInSet(
+                column=c.name, value_set=list(c.accepted_values),
+                meta=_meta("accepted_values", "batch")))
+    for column, codes in rules.code_lists:
+        alternatives = "|".join(codes)
+        exps.append(gxe.ExpectColumnValuesToMatchRegex(
+            column=column, regex=f"^({alternatives})(;({alternatives}))*$",
+            meta=_meta("accepted_values", "batch")))
+    for b in rules.bounds:
+        exps.append(gxe.ExpectColumnValuesToBeBetween(
+            column=b.column, min_value=b.min_value, max_value=b.max_value,
+            meta=_meta("range", "batch")))
+    if rules.volume:
+        exps.append(_volume_expectation(entity, rules.volume))
+    if rules.freshness:
+        exps.append(_freshness_expectation(entity, rules.freshness))
+    return _suite(entity.raw_table,
+                  f"{entity.raw_table}: one load batch against its source contract.",
+                  exps, table=entity.raw_table, mode=entity.mode)
+
+
+def _volume_expectation(entity: Entity, band: VolumeBand) -> Any:
+    kind = "snapshot" if entity.mode == "snapshot" else "incremental"
+    return gxe.ExpectTableRowCountToBeBetween(
+        min_value=_param("volume_min"), max_value=_param("volume_max"),
+        severity=_severity(band.blocking),
+        meta=_meta("volume", "batch", low=band.low, high=band.high, lookback=band.lookback,
+                   min_history=band.min_history),
+        description=(f"Rows in the batch within {band.low}x..{band.high}x the median of up to "
+                     f"{band.lookback} previous successful {kind} batches "
+                     "(raw_meta.load_audit)."))
+
+
+def _freshness_expectation(entity: Entity, fresh: Freshness) -> Any:
+    # A snapshot batch holds the full state; an incremental one only the day's changes.
+    rows = "batch" if entity.mode == "snapshot" else "recent"
+    hours = int(fresh.limit.total_seconds() // 3600)
+    return gxe.ExpectColumnMaxToBeBetween(
+        column=fresh.column, min_value=_param("fresh_after"),
+        meta=_meta("freshness", rows, limit_hours=hours),
+        description=(f"Freshness: the newest {fresh.column} is at most {hours} hours older "
+                     "than the end of the logical date."))
+
+
+# ------------------------------------------------------------------------- mart suites
+def _unique(*columns: str) -> list[Any]:
+    out: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=c, meta=_meta("key", "table"))
+                      for c in columns]
+    if len(columns) == 1:
+        out.append(gxe.ExpectColumnValuesToBeUnique(column=columns[0],
+                                                    meta=_meta("key", "table")))
+    else:
+        out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns),
+                                                       meta=_meta("key", "table")))
+    return out
+
+
+def _between(column: str, min_value: float | None = 0, max_value: float | None = None,
+             check: str = "range") -> Any:
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=min_value,
+                                             max_value=max_value, meta=_meta(check, "table"))
+
+
+def _rows(description: str, query: str, check: str = "reconciliation") -> Any:
+    """Cross-row or cross-table check: `query` returns the offending rows. `{batch}` is the
+    mart under test; with a JOIN in the query GX leaves aliasing `{batch}` to us."""
+    return gxe.UnexpectedRowsExpectation(unexpected_rows_query=" ".join(query.split()),
+                                         description=description, meta=_meta(check, "table"))
+
+
+def _not_empty() -> Any:
+    return gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta("volume", "table"))
+
+
+# The rates of kpi_retention_monthly and the columns they are computed from.
+KPI_RATES: tuple[tuple[str, str, str], ...] = (
+    ("logo_churn_rate", "logo_churn_rate_numerator", "logo_churn_rate_denominator"),
+    ("gross_mrr_churn_rate", "gross_mrr_churn_rate_numerator",
+     "gross_mrr_churn_rate_denominator"),
+    ("net_mrr_churn_rate", "net_mrr_churn_rate_numerator", "net_mrr_churn_rate_denominator"),
+    ("quick_ratio", "quick_ratio_numerator", "quick_ratio_denominator"),
+    ("grr_t12", "grr_t12_numerator", "grr_t12_denominator"),
+    ("nrr_t12", "nrr_t12_numerator", "nrr_t12_denominator"),
+    ("feedback_coverage", "feedback_coverage_numerator", "feedback_coverage_denominator"),
+    ("win_back_rate", "win_back_rate_numerator", "win_back_rate_denominator"),
+)
+# Bounds that hold by construction. Churned plus contracted MRR never exceeds the MRR at
+# the start of the month, so gross and net MRR churn are at most 1; net churn goes below
+# 0 with expansion, NRR above 1, and the quick ratio has no upper bound.
+KPI_BOUNDS: tuple[tuple[str, float | None, float | None], ...] = (
+    ("logo_churn_rate", 0, 1), ("gross_mrr_churn_rate", 0, 1), ("net_mrr_churn_rate", None, 1),
+    ("quick_ratio", 0, None), ("grr_t12", 0, 1), ("nrr_t12", 0, None),
+    ("feedback_coverage", 0, 1), ("win_back_rate", 0, 1),
+)
+
+
+def _kpi_rates_query() -> str:
+    wrong = " or ".join(
+        f"(({rate} is null) <> (nullif({den}, 0) is null) "
+        f"or abs({rate} - {num}::numeric / nullif({den}, 0)) > 1e-12)"
+        for rate, num, den in KPI_RATES)
+    # Rates are shown as float8: numeric's 20 decimals do not survive JSON anyway.
+    shown = ", ".join(f"{r}::float8 as {r}" for r, _, _ in KPI_RATES)
+    return f"select month, {shown} from {{batch}} where {wrong}"
+
+
+KPI_MOVEMENTS_QUERY = """
+select coalesce(k.month, m.month) as month,
+       k.churned_customers, m.churned_customers as movement_churned_customers,
+       k.churned_mrr, m.churned_mrr as movement_churned_mrr,
+       k.contraction_mrr, m.contraction_mrr as movement_contraction_mrr,
+       k.new_mrr, m.new_mrr as movement_new_mrr,
+       k.expansion_mrr, m.expansion_mrr as movement_expansion_mrr,
+       k.reactivation_mrr, m.reactivation_mrr as movement_reactivation_mrr
+from {batch} as k
+full join (
+    select month,
+           count(*) filter (where movement_category = 'churn') as churned_customers,
+           count(*) filter (where movement_category = 'new') as new_customers,
+           count(*) filter (where movement_category = 'reactivation') as reactivated_customers,
+           coalesce(-sum(mrr_delta) filter (where movement_category = 'churn'), 0)
+               as churned_mrr,
+           coalesce(-sum(mrr_delta) filter (where movement_category = 'contraction'), 0)
+               as contraction_mrr,
+           coalesce(sum(mrr_delta) filter (where movement_category = 'new'), 0) as new_mrr,
+           coalesce(sum(mrr_delta) filter (where movement_category = 'expansion'), 0)
+               as expansion_mrr,
+           coalesce(sum(mrr_delta) filter (where movement_category = 'reactivation'), 0)
+               as reactivation_mrr
+    from fct_mrr_movements
+    group by month
+) as m on m.month = k.month
+where k.month is null
+   or k.churned_customers <> coalesce(m.churned_customers, 0)
+   or k.new_customers <> coalesce(m.new_customers, 0)
+   or k.reactivated_customers <> coalesce(m.reactivated_customers, 0)
+   or k.churned_mrr <> coalesce(m.churned_mrr, 0)
+   or k.contraction_mrr <> coalesce(m.contraction_mrr, 0)
+   or k.new_mrr <> coalesce(m.new_mrr, 0)
+   or k.expansion_mrr <> coalesce(m.expansion_mrr, 0)
+   or k.reactivation_mrr <> coalesce(m.reactivation_mrr, 0)
+   or k.logo_churn_rate_numerator <> k.churned_customers
+   or k.gross_mrr_churn_rate_numerator <> k.churned_mrr + k.contraction_mrr
+   or k.quick_ratio_denominator <> k.churned_mrr + k.contraction_mrr
+"""
+
+KPI_BRIDGE_QUERY = """
+select month, mrr_start, new_mrr, expansion_mrr, reactivation_mrr, contraction_mrr,
+       churned_mrr, mrr_end, previous_mrr_end
+from (select *, lag(mrr_end) over (order by month) as previous_mrr_end from {batch}) as kpi
+where mrr_end <> mrr_start + new_mrr + expansion_mrr + reactivation_mrr
+                 - contraction_mrr - churned_mrr
+   or mrr_start <> coalesce(previous_mrr_end, mrr_start)
+"""
+
+KPI_MISSING_MONTHS_QUERY = """
+select expected.month as missing_month
+from (select generate_series(min(month), max(month), interval '1 month')::date as month
+      from {batch} as bounds) as expected
+left join {batch} as present on present.month = expected.month
+where present.month is null
+"""
+
+KPI_DEFECTIONS_QUERY = """
+select coalesce(k.month, d.month) as month, k.defections, d.defections as fct_defections,
+       k.defections_lost_mrr, d.lost_mrr as fct_defections_lost_mrr
+from {batch} as k
+full join (select defection_month as month, count(*) as defections, sum(lost_mrr) as lost_mrr
+           from fct_defections group by defection_month) as d on d.month = k.month
+where coalesce(k.defections, 0) <> coalesce(d.defections, 0)
+   or coalesce(k.defections_lost_mrr, 0) <> coalesce(d.lost_mrr, 0)
+"""
+
+WEIGHTS_SUM_QUERY = """
+select defection_id, sum(weight)::float8 as weight_sum, count(*) as causes
+from {batch}
+group by defection_id
+having abs(sum(weight) - 1) > 1e-9
+"""
+
+CAUSES_COVER_DEFECTIONS_QUERY = """
+select d.defection_id
+from fct_defections as d
+left join {batch} as c on c.defection_id = d.defection_id
+where c.defection_id is null
+"""
+
+ATTRIBUTION_QUERY = """
+select coalesce(a.defection_month, d.defection_month) as defection_month,
+       a.lost_mrr_attributed::float8, d.lost_mrr as defections_lost_mrr,
+       a.defections_attributed::float8, d.defections
+from (select defection_month, sum(lost_mrr_attributed) as lost_mrr_attributed,
+             sum(defections_attributed) as defections_attributed
+      from {batch} as attribution group by defection_month) as a
+full join (select defection_month, sum(lost_mrr) as lost_mrr, count(*) as defections
+           from fct_defections group by defection_month) as d
+    on d.defection_month = a.defection_month
+where a.defection_month is null or d.defection_month is null
+   or abs(a.lost_mrr_attributed - d.lost_mrr) > 1e-6
+   or abs(a.defections_attributed - d.defections) > 1e-6
+"""
+
+MOVEMENTS_QUERY = """
+select customer_id, month, movement_category, previous_mrr, current_mrr, mrr_delta
+from {batch}
+where mrr_delta <> current_mrr - previous_mrr
+   or (movement_category in ('churn', 'contraction') and mrr_delta >= 0)
+   or (movement_category in ('new', 'expansion', 'reactivation') and mrr_delta <= 0)
+   or (movement_category = 'churn' and current_mrr <> 0)
+   or (movement_category in ('new', 'reactivation') and previous_mrr <> 0)
+"""
+
+ACTIVE_FLAG_QUERY = """
+select customer_id, month, mrr, is_active from {batch} where is_active <> (mrr > 0)
+"""
+
+COHORT_START_QUERY = """
+select cohort_month, cohort_customers, active_customers, cohort_starting_mrr, mrr
+from {batch}
+where months_since_start = 0
+  and (active_customers <> cohort_customers or mrr <> cohort_starting_mrr)
+"""
+
+
+def mart_suites() -> list[gx.ExpectationSuite]:
+    specs: dict[str, list[Any]] = {
+        "dim_customers": [
+            *_unique("customer_id"), _not_empty(),
+            gxe.ExpectColumnValuesToBeInSet(column="match_status",
+                                            value_set=["matched", "billing_only"],
+                                            meta=_meta("accepted_values", "table")),
+            _between("current_mrr"),
+        ],
+        "fct_customer_mrr_monthly": [
+            *_unique("customer_id", "month"), _not_empty(), _between("mrr"),
+            _rows("is_active is true exactly when the month's MRR is positive.",
+                  ACTIVE_FLAG_QUERY),
+        ],
+        "fct_mrr_movements": [
+            *_unique("customer_id", "month"),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="movement_category",
+                value_set=["new", "reactivation", "churn", "expansion", "contraction"],
+                meta=_meta("accepted_values", "table")),
+            _rows("Each movement's delta is current minus previous MRR, with the sign its "
+                  "category implies.", MOVEMENTS_QUERY),
+        ],
+        "fct_defections": [
+            *_unique("defection_id"), _between("lost_mrr"), _between("tenure_days"),
+            gxe.ExpectColumnValuesToBeInSet(column="defection_type",
+                                            value_set=["voluntary", "involuntary"],
+                                            meta=_meta("accepted_values", "table")),
+        ],
+        "fct_defection_causes": [
+            *_unique("defection_id", "cause_id"), _between("weight", 0, 1),
+            _rows("The cause weights of each defection sum to 1.", WEIGHTS_SUM_QUERY,
+                  "weights"),
+            _rows("Every defection of fct_defections has at least one cause row.",
+                  CAUSES_COVER_DEFECTIONS_QUERY),
+        ],
+        "mart_cause_attribution": [
+            *_unique("defection_month", "segment", "cause_id"),
+            _between("defections_attributed"), _between("lost_mrr_attributed"),
+            _between("share_of_month_defections", 0, 1),
+            _between("share_of_month_lost_mrr", 0, 1),
+            _rows("Per month, attributed lost MRR equals the lost MRR of the month's "
+                  "defections, and attributed defections their number.", ATTRIBUTION_QUERY),
+        ],
+        "kpi_retention_monthly": [
+            *_unique("month"), _not_empty(),
+            *(_between(rate, low, high) for rate, low, high in KPI_BOUNDS),
+            _rows("Every rate equals its numerator over its denominator (null when that is "
+                  "0).", _kpi_rates_query()),
+            _rows("Churned, contraction, expansion, new and reactivation MRR and customer "
+                  "counts equal the month's sums of fct_mrr_movements.", KPI_MOVEMENTS_QUERY),
+            _rows("MRR bridge: start + new + expansion + reactivation - contraction - churn "
+                  "= end, and each month starts where the previous one ended.",
+                  KPI_BRIDGE_QUERY),
+            _rows("Defections and their lost MRR equal fct_defections per month.",
+                  KPI_DEFECTIONS_QUERY),
+            _rows("No calendar month is missing between the first and the last month.",
+                  KPI_MISSING_MONTHS_QUERY, "missing_months"),
+            gxe.ExpectColumnMaxToBeBetween(
+                column="month", min_value=_param("as_of_month"),
+                max_value=_param("as_of_month"), meta=_meta("as_of", "table"),
+                description="The last month is the month of the as-of date."),
+        ],
+        "kpi_cohort_retention": [
+            *_unique("cohort_month", "months_since_start"),
+            _between("months_since_start"), _between("logo_retention", 0, 1),
+            _between("revenue_retention"),
+            _rows("In its first month a cohort is entirely active with all of its MRR.",
+                  COHORT_START_QUERY),
+        ],
+        "mart_accounts_at_risk": [
+            *_unique("customer_id"), _between("mrr_at_risk"),
+            _between("top_cause_weight", 0, 1),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="as_of_date", min_value=_param("as_of_date"),
+                max_value=_param("as_of_date"), meta=_meta("as_of", "table"),
+                description="Signals are evaluated at the as-of date."),
+        ],
+    }
+    return [_suite(MART_PREFIX + model, f"Built mart {model} (build schema).", exps,
+                   table=model)
+            for model, exps in specs.items()]
+
+
+def raw_suites() -> list[gx.ExpectationSuite]:
+    return [raw_suite(e) for e in ENTITIES]
+
+
+def all_suites() -> list[gx.ExpectationSuite]:
+    return [*raw_suites(), *mart_suites()]
