@@ -6,11 +6,16 @@ embedded PostgreSQL the project starts itself (so the suite runs on a bare machi
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -92,3 +97,38 @@ def module_database(pg_admin_url: str) -> Iterator[DatabaseFactory]:
 @pytest.fixture
 def warehouse_url(new_database: DatabaseFactory) -> str:
     return new_database("dwtest_wh")
+
+
+# A real local webhook that records what failure alerts post.
+@dataclass
+class Receiver:
+    port: int
+    status: int = 200
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            state.received.append({"path": self.path, "headers": dict(self.headers),
+                                   "json": json.loads(body)})
+            self.send_response(state.status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_port
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
