@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report warehouse-stop clean
+.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report gx-suites roles warehouse-stop clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ contracts-doc: $(STAMP)
 
 dbt-manifest: $(STAMP)
 	@$(BIN)/python -m defection_warehouse dbt parse --quiet
+
+gx-suites: $(STAMP)
+	@$(BIN)/python -m defection_warehouse.quality_gate write-suites
+
+roles: $(STAMP)
+	@$(BIN)/python -m defection_warehouse setup-roles
 
 warehouse-stop: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.embedded stop

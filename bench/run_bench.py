@@ -5,7 +5,9 @@ same tables, each into its own fresh database on the same server. The loader run
 child process so its peak RSS is its own; it is measured at two sample sizes to show that
 memory does not grow with file size.
 
-Usage: python bench/run_bench.py [--customers 100000] [--months 24]
+Pipeline: one whole night through every step, and the quality gates' share of it.
+
+Usage: python bench/run_bench.py [--customers 100000] [--months 24] [--only load|dbt|pipeline]
 Writes bench/results.json (keys are merged, so later stages can add theirs).
 """
 
@@ -19,14 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from psycopg import sql
 
-sys.path.insert(0, str(Path(__file__).parent))  # next_day.py beside this file
-
-from defection_warehouse.cli import say, warehouse_url  # noqa: E402
+from defection_warehouse.cli import say, warehouse_url
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.contracts import SOURCES, entities_for
 from defection_warehouse.db import connect, qualified, with_database
@@ -46,7 +47,13 @@ loader = RawLoader(url, LandingZone(landing), progress=lambda m: None)
 t0 = time.perf_counter()
 rows = sum(loader.load(s, day).rows_loaded for s in ("crm", "billing", "survey"))
 seconds = time.perf_counter() - t0
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM is this address space's own peak; ru_maxrss survives exec on Linux and would
+# report the parent's peak when the parent (e.g. after generating a sample) was larger.
+try:
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "rows": rows, "peak_rss_mb": peak_kb / 1024}))
 """
 
@@ -197,9 +204,8 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     and the same full build through the DAG's dbt stage."""
     from datetime import timedelta
 
-    from next_day import add_day
-
     from defection_warehouse.cli import dbt_parse
+    from defection_warehouse.sample.next_day import add_day
 
     base = Settings.from_env().data_dir / "bench" / f"c{customers}"
     url = fresh_database(server, "dw_bench_dbt")
@@ -258,6 +264,37 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     }
 
 
+def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
+    """The whole night for the sample's last day, as the DAG runs it (pipeline.run_night):
+    extract from the sources into a fresh landing zone, load, raw gate, dbt build, build
+    gate, publish. gx_seconds is the two gates' share of it."""
+    from defection_warehouse.billing_server import BillingServer
+    from defection_warehouse.pipeline import Endpoints, run_night
+
+    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    url = fresh_database(server, "dw_bench_pipeline")
+    landing = base / "pipeline_landing"
+    if landing.exists():
+        shutil.rmtree(landing)
+    settings = replace(Settings.from_env(), landing_url=str(landing),
+                       survey_inbox=str(base / "sample" / "survey_inbox"))
+    crm = with_database(server, f"dw_bench_crm_{customers}")
+    key = "sk_bench_" + os.urandom(6).hex()
+    say("pipeline: one whole night (extract, load, raw gate, dbt, build gate, publish)")
+    with BillingServer(base / "sample" / "billing.sqlite", key) as api:
+        t0 = time.perf_counter()
+        done = run_night(day, Endpoints(url, crm, api.url, key), settings,
+                         run_id=f"bench__{day.isoformat()}", full_refresh=True,
+                         progress=lambda m: say("  " + m))
+        total = time.perf_counter() - t0
+    steps = done["step_seconds"]
+    gx = steps["validate_raw"] + steps["validate_build"]
+    say(f"  {total:.1f}s, of which the quality gates {gx:.1f}s: {steps}")
+    shutil.rmtree(landing)
+    return {"pipeline_seconds": round(total, 2), "gx_seconds": round(gx, 2),
+            "gx_vs_pipeline": round(gx / total, 3), "pipeline_step_seconds": steps}
+
+
 def _extract_day(crm_url: str, sample: Path, landing: Path, day: date) -> None:
     from defection_warehouse.billing_server import BillingServer
     from defection_warehouse.extract.billing import extract_billing
@@ -280,7 +317,7 @@ def main() -> int:
     parser.add_argument("--small-customers", type=int, default=2_000,
                         help="second, small size for the memory comparison")
     parser.add_argument("--months", type=int, default=24)
-    parser.add_argument("--only", choices=["load", "dbt"], help="run one part")
+    parser.add_argument("--only", choices=["load", "dbt", "pipeline"], help="run one part")
     args = parser.parse_args()
     settings = Settings.from_env()
     day = settings.sample_end_date
@@ -295,6 +332,8 @@ def main() -> int:
                         "landing_mb_small": small["landing_mb"]})
     if args.only in (None, "dbt"):
         results.update(bench_dbt(server, args.customers, day))
+    if args.only in (None, "pipeline"):
+        results.update(bench_pipeline(server, args.customers, day))
     results.update({
         "customers": args.customers,
         "months": args.months,

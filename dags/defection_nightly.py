@@ -2,10 +2,12 @@
 ### defection_nightly
 
 Every night: extract CRM, billing and survey data for the previous day into the landing
-zone, load each source into its `raw_<source>` schema with COPY, then build the dbt models
-for that day: seeds, staging and intermediate models in `dbt_base`, then each mart as a
-task of the `dbt` group (the mart and its tests together), so a failing mart is visible
-where it failed.
+zone, load each source into its `raw_<source>` schema with COPY, validate the day's raw
+batches (Great Expectations, blocking), build the dbt models (`dbt_base`: seeds, staging
+and intermediate; then one task per mart in the `dbt` group, built into the build schema),
+validate the built marts (blocking), and only then publish them: one transaction swaps
+them into the published schema that BI tools read and appends the KPIs to `kpi_history`
+(write-audit-publish).
 
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
@@ -13,9 +15,11 @@ where it failed.
   reuses committed landing files (set the `reextract` param to pull them again) and
   replaces that day's raw batch in one transaction.
 * **Connections**: `warehouse` and `crm_db` (Postgres), `billing_api` (HTTP: host = API
-  base URL, password = API key).
-* **When it fails**: the task log names the file, line and field; malformed rows are in
-  `raw_meta.quarantine`, every load in `raw_meta.load_audit`.
+  base URL, password = API key), optional `dw_alerts` (HTTP webhook for failure alerts).
+* **When it fails**: the failing task's log (and the alert) names the problem: file, line
+  and field for malformed rows (`raw_meta.quarantine`), or suite, table, expectation and
+  observed value for a failed gate (`dw_meta.gate_results`, Data Docs). Nothing is
+  published: the published schema keeps the last good night.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
+from defection_warehouse.config import Settings
 from defection_warehouse.contracts import SOURCES
 from defection_warehouse.dbt_airflow import (
     DBT_DIR,
@@ -38,6 +43,13 @@ from defection_warehouse.dbt_airflow import (
     manifest_path,
 )
 
+
+def _notify_failure(context) -> None:
+    from defection_warehouse.notify import on_failure_callback
+
+    on_failure_callback(context)
+
+
 default_args = {
     "owner": "data-engineering",
     # DW_TASK_RETRIES=0 makes local runs (the demo) fail at once instead of waiting.
@@ -46,6 +58,7 @@ default_args = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
     "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": _notify_failure,
 }
 
 
@@ -85,7 +98,7 @@ def _day(data_interval_start):
         "full_refresh": Param(False, type="boolean",
                               description="Rebuild incremental dbt models from all history."),
     },
-    tags=["defection-warehouse", "nightly", "extract-load"],
+    tags=["defection-warehouse", "nightly", "extract-load", "quality-gate"],
     doc_md=__doc__,
 )
 def defection_nightly():
@@ -107,18 +120,52 @@ def defection_nightly():
                              Settings.from_env(), progress=print)
 
     @task
+    def validate_raw(data_interval_start=None, run_id=None) -> str:
+        """Blocking gate: the day's raw batches against their expectation suites."""
+        from defection_warehouse import pipeline
+
+        summary = pipeline.validate_raw(_day(data_interval_start), _endpoints(),
+                                        run_id=run_id)
+        print(summary)
+        return summary
+
+    @task
     def dbt_base(data_interval_start=None, params=None) -> None:
         """Seeds, staging and intermediate models in one dbt build (dbt's log names any
-        failing model); the marts that people read are tasks of their own."""
+        failing model); the marts that people read are tasks of their own. The build
+        schema is emptied first, so it holds exactly this run's marts."""
         from defection_warehouse.dbt_runner import run_dbt
+        from defection_warehouse.pipeline import reset_build_schema
 
+        settings = Settings.from_env()
+        url = _endpoints().warehouse_url
+        reset_build_schema(url, settings)
         # buildable: a test that also reads a mart runs with that mart
         args = ["build", "--select", "resource_type:seed", "staging", "intermediate",
                 "--indirect-selection", "buildable"]
         if params["full_refresh"]:
             args.append("--full-refresh")
-        run_dbt(args, _endpoints().warehouse_url,
+        run_dbt(args, url, schema=settings.build_schema,
                 vars_={"as_of_date": data_interval_start.date().isoformat()})
+
+    @task
+    def validate_build(data_interval_start=None, run_id=None) -> str:
+        """Blocking gate: the marts in the build schema; publish runs only after it."""
+        from defection_warehouse import pipeline
+
+        summary = pipeline.validate_build(_day(data_interval_start), _endpoints(),
+                                          Settings.from_env(), run_id=run_id)
+        print(summary)
+        return summary
+
+    @task
+    def publish(data_interval_start=None, run_id=None) -> str:
+        from defection_warehouse import pipeline
+
+        summary = pipeline.publish(_day(data_interval_start), _endpoints(),
+                                   Settings.from_env(), run_id=run_id)
+        print(summary)
+        return summary
 
     @task
     def report(loads: list[dict], data_interval_start=None) -> dict:
@@ -132,6 +179,7 @@ def defection_nightly():
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
+    raw_gate = validate_raw()
     base = dbt_base()
     models = DbtTaskGroup(
         group_id="dbt",
@@ -140,7 +188,8 @@ def defection_nightly():
             profile_name=PROFILE_NAME,
             target_name=TARGET_NAME,
             profile_mapping=WarehouseProfileMapping(
-                conn_id="warehouse", profile_args={"schema": "analytics"}),
+                conn_id="warehouse",
+                profile_args={"schema": Settings.from_env().build_schema}),
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),
@@ -157,7 +206,7 @@ def defection_nightly():
                        "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
         default_args=default_args,
     )
-    loads >> base >> models >> report(loads)
+    loads >> raw_gate >> base >> models >> validate_build() >> publish() >> report(loads)
 
 
 defection_nightly()

@@ -30,6 +30,7 @@ def test_every_dag_is_documented_tagged_and_retried(dagbag) -> None:
         for t in dag.tasks:
             assert t.retries >= 2, f"{dag_id}.{t.task_id} has {t.retries} retries"
             assert t.retry_exponential_backoff, f"{dag_id}.{t.task_id} has no backoff"
+            assert t.on_failure_callback, f"{dag_id}.{t.task_id} sends no failure alert"
 
 
 def test_no_cycles_and_extract_precedes_load(dagbag) -> None:
@@ -39,12 +40,18 @@ def test_no_cycles_and_extract_precedes_load(dagbag) -> None:
         assert order[f"extract_{source}"] < order[f"load_{source}"]
         assert dag.get_task(f"load_{source}").upstream_task_ids == {f"extract_{source}"}
     loads = {"load_crm", "load_billing", "load_survey"}
-    assert dag.get_task("dbt_base").upstream_task_ids == loads
+    # write-audit-publish: raw gate before dbt, build gate before publish
+    assert dag.get_task("validate_raw").upstream_task_ids == loads
+    assert dag.get_task("dbt_base").upstream_task_ids == {"validate_raw"}
     dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
     assert dbt_tasks, "no dbt model tasks rendered from the manifest"
     for t in dbt_tasks:
-        assert order["dbt_base"] < order[t.task_id] < order["report"]
-    assert any(u.startswith("dbt.") for u in dag.get_task("report").upstream_task_ids)
+        assert order["dbt_base"] < order[t.task_id] < order["validate_build"]
+    assert any(u.startswith("dbt.") for u in dag.get_task("validate_build").upstream_task_ids)
+    assert dag.get_task("publish").upstream_task_ids == {"validate_build"}
+    assert "publish" in dag.get_task("report").upstream_task_ids
+    # every path to publish passes both gates
+    assert {"validate_raw", "validate_build"} <= _ancestors(dag, "publish")
 
 
 def test_every_mart_is_a_task_of_its_own(dagbag, dbt_manifest) -> None:
@@ -86,3 +93,14 @@ def test_dag_files_do_no_work_at_import_time() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 mod = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
                 assert mod not in heavy, f"{path.name} imports {mod} at module level"
+
+
+def _ancestors(dag, task_id: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [task_id]
+    while todo:
+        for up in dag.get_task(todo.pop()).upstream_task_ids:
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen

@@ -205,7 +205,7 @@ def _assert_emails_pseudonymised(url: str) -> None:
             "select d.email_hash, lower(trim(c.email)) from analytics.dim_customers as d "
             "join raw_billing.customers as c using (customer_id)").fetchall()
     # var('pseudonymization_key') defaults to this environment variable, then a demo key
-    key = os.environ.get("DW_PSEUDONYMIZATION_KEY", "demo-only-pseudonymization-key").encode()
+    key = (os.environ.get("DW_PSEUDONYMIZATION_KEY") or "demo-only-pseudonymization-key").encode()
     assert pairs
     for email_hash, email in pairs:
         assert email_hash == hmac.new(key, email.encode(), hashlib.sha256).hexdigest()

@@ -39,3 +39,22 @@ def test_inbox_files_are_landed_once_by_export_date(tmp_path: Path) -> None:
     assert hashlib.sha256(landed.read_bytes()).hexdigest() == \
         hashlib.sha256(original.read_bytes()).hexdigest() == first.files[0].sha256
     assert original.exists()  # the inbox is read, never changed
+
+
+def test_a_day_without_exports_commits_an_empty_batch_that_loads(
+        tmp_path: Path, warehouse_url: str) -> None:
+    from defection_warehouse.raw_loader import RawLoader
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    drop(inbox, "responses_2026-05-01.csv", ["r1,s1,a@x.io,2026-05-01T10:00:00+00:00,9,"])
+    zone = LandingZone(str(tmp_path / "landing"))
+    extract_survey(zone, date(2026, 5, 1), str(inbox))
+
+    quiet = extract_survey(zone, date(2026, 5, 2), str(inbox))
+
+    assert quiet.files == [] and quiet.total_rows == 0
+    assert zone.committed_dates("survey") == [date(2026, 5, 1), date(2026, 5, 2)]
+    loader = RawLoader(warehouse_url, zone)
+    assert loader.load("survey", date(2026, 5, 1)).rows_loaded == 1
+    assert loader.load("survey", date(2026, 5, 2)).rows_loaded == 0

@@ -9,8 +9,9 @@
     be overridden anywhere real personal data is loaded.
 -#}
 {% macro pseudonymization_key() %}
+    {#- an empty variable (e.g. a blank line in .env) counts as unset -#}
     {{- return(var('pseudonymization_key',
-                   env_var('DW_PSEUDONYMIZATION_KEY', 'demo-only-pseudonymization-key'))) -}}
+                   env_var('DW_PSEUDONYMIZATION_KEY', '') or 'demo-only-pseudonymization-key')) -}}
 {% endmacro %}
 
 {% macro hmac_key_pad(pad_byte) %}

@@ -193,7 +193,7 @@ def evaluate(attributed: Iterable[AttributedDefection],
 
 
 def read_attribution(warehouse_url: str, schema: str = "analytics") -> list[AttributedDefection]:
-    """Every defection of int_defections with its rows of fct_defection_causes."""
+    """Every defection of fct_defections with its rows of fct_defection_causes."""
     from psycopg import sql
 
     from defection_warehouse.db import connect
@@ -205,7 +205,7 @@ def read_attribution(warehouse_url: str, schema: str = "analytics") -> list[Attr
         " left join {causes} as c on c.defection_id = d.defection_id"
         " order by d.defection_id, c.cause_rank"
     ).format(
-        defections=sql.Identifier(schema, "int_defections"),
+        defections=sql.Identifier(schema, "fct_defections"),
         causes=sql.Identifier(schema, "fct_defection_causes"),
     )
     out: dict[str, AttributedDefection] = {}
@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--warehouse-url", required=True, help="postgresql://... of the warehouse")
     p.add_argument("--truth", required=True, help="planted truth CSV of the sample")
-    p.add_argument("--schema", default="analytics", help="schema the marts are built in")
+    p.add_argument("--schema", default="analytics",
+                   help="schema the marts are read from (the published one)")
     p.add_argument("--out", default="bench/attribution.json", help="JSON file to write")
     args = p.parse_args(argv)
 

@@ -8,6 +8,8 @@ sample    generate the sample business only
 dbt       run dbt against the configured warehouse (profile from WAREHOUSE_URL)
 attribution-report
           compare the attributed causes with the sample's planted truth
+setup-roles
+          create the loader, transformer and reporter roles with least privilege
 """
 
 from __future__ import annotations
@@ -252,6 +254,12 @@ def cmd_attribution_report(args: argparse.Namespace) -> int:
         "--out", str(PROJECT_ROOT / "bench" / "attribution.json")])
 
 
+def cmd_setup_roles(args: argparse.Namespace) -> int:
+    from defection_warehouse import roles
+
+    return roles.main(["setup"])
+
+
 def cmd_lint_sql(args: argparse.Namespace) -> int:
     """SQLFluff with the dbt templater: it compiles the project, so it needs a profile."""
     from defection_warehouse.dbt_runner import DBT_DIR, profile_env
@@ -292,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("attribution-report",
                             help="compare attribution with the sample's planted truth")
     report.set_defaults(func=cmd_attribution_report)
+    roles = sub.add_parser("setup-roles", help="create the loader, transformer and reporter "
+                                               "roles (least privilege)")
+    roles.set_defaults(func=cmd_setup_roles)
     lint = sub.add_parser("lint-sql", help="SQLFluff on the dbt models")
     lint.set_defaults(func=cmd_lint_sql)
     dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse, e.g. "

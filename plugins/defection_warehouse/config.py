@@ -9,6 +9,17 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# Warehouse schemas. Raw and meta schemas belong to the loader; dbt writes staging views,
+# intermediate tables and seeds to schemas of their own (they keep incremental state from
+# night to night) and the marts to the build schema; publish moves a validated build into
+# the published schema, the only one BI tools read.
+RAW_SCHEMAS = ("raw_crm", "raw_billing", "raw_survey")
+RAW_META_SCHEMA = "raw_meta"
+STAGING_SCHEMA = "staging"
+INTERMEDIATE_SCHEMA = "intermediate"
+SEEDS_SCHEMA = "seeds"
+META_SCHEMA = "dw_meta"  # publish log and quality-gate results
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -51,6 +62,8 @@ class Settings:
     sample_seed: int
     sample_end_date: date
     embedded_pg_port: int
+    build_schema: str
+    publish_schema: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +91,8 @@ class Settings:
             sample_seed=_int("SAMPLE_SEED", 42),
             sample_end_date=end_date,
             embedded_pg_port=_int("EMBEDDED_PG_PORT", 54329),
+            build_schema=_env("DW_BUILD_SCHEMA", "analytics_build"),
+            publish_schema=_env("DW_PUBLISH_SCHEMA", "analytics"),
         )
 
     @property

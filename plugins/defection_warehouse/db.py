@@ -49,7 +49,6 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
         )
     index = sql.Identifier(f"{entity.name}__logical_date")
     return [
-        sql.SQL("create schema if not exists {}").format(sql.Identifier(f"raw_{entity.source}")),
         sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(", ").join(cols)),
         sql.SQL("create index if not exists {} on {} (_logical_date)").format(index, table),
     ]

@@ -21,7 +21,11 @@ class DbtError(RuntimeError):
     """dbt reported errors or failing tests; the message lists the failing nodes."""
 
 
-def profile_env(warehouse_url: str, schema: str = "analytics") -> dict[str, str]:
+def profile_env(warehouse_url: str, schema: str | None = None) -> dict[str, str]:
+    """dbt profile variables for `warehouse_url`; the marts go to `schema` (default: the
+    configured build schema)."""
+    from defection_warehouse.config import Settings
+
     parts = urlsplit(warehouse_url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError(f"warehouse URL must be postgresql://..., got scheme {parts.scheme!r}")
@@ -31,7 +35,7 @@ def profile_env(warehouse_url: str, schema: str = "analytics") -> dict[str, str]
         "DW_PG_USER": unquote(parts.username or "postgres"),
         "DW_PG_PASSWORD": unquote(parts.password or ""),
         "DW_PG_DATABASE": parts.path.lstrip("/") or "postgres",
-        "DW_BUILD_SCHEMA": schema,
+        "DW_BUILD_SCHEMA": schema or Settings.from_env().build_schema,
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_PROJECT_DIR": str(DBT_DIR),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -52,7 +56,7 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str = "analytics",
+def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = None,
             vars_: dict[str, object] | None = None) -> object:
     """Invoke dbt in-process; raise DbtError naming every failed node."""
     import json

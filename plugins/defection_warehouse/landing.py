@@ -207,6 +207,8 @@ class LandingBatch:
                     for e in entities},
             state=state or {},
         )
+        # a day without files (e.g. no survey export) still gets its empty batch
+        self.zone.fs.makedirs(self.url, exist_ok=True)
         with self.zone.fs.open(f"{self.url}/{MANIFEST}", "w", encoding="utf-8") as f:
             f.write(manifest.to_json())
         return manifest

@@ -1,13 +1,17 @@
 """What the nightly DAG's tasks do, callable without Airflow (tests, the CLI, backfills).
 
 Each step is keyed on the logical date (the data interval's start day) and is idempotent:
-extracts reuse a committed landing batch unless forced, loads replace the date's batch.
+extracts reuse a committed landing batch unless forced, loads replace the date's batch,
+dbt rebuilds the marts in the build schema, and publish replaces the published marts only
+after both quality gates passed (write-audit-publish). ``run_night`` chains the steps in
+the DAG's order without Airflow and reports which step failed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +21,10 @@ from defection_warehouse.landing import LandingZone
 from defection_warehouse.raw_loader import RawLoader
 
 log = logging.getLogger(__name__)
+
+# The DAG's order; run_night follows it and names the step that failed.
+STEPS = ("extract", "load", "validate_raw", "transform", "validate_build", "publish")
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -65,6 +73,110 @@ def load(source: str, logical_date: date, endpoints: Endpoints, settings: Settin
             "seconds": round(result.seconds, 2)}
 
 
+def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str) -> str:
+    """The raw quality gate on the day's batches; raises QualityGateFailed (blocking)."""
+    from defection_warehouse.quality_gate import validate_raw as gate
+
+    return gate(endpoints.warehouse_url, logical_date, run_id=run_id).summary()
+
+
+def reset_build_schema(warehouse_url: str, settings: Settings) -> None:
+    """Empty the build schema so it holds exactly this run's marts (a model removed from
+    the project must not be published from an older build)."""
+    from psycopg import sql
+
+    from defection_warehouse.db import connect
+
+    with connect(warehouse_url) as conn:
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(
+            sql.Identifier(settings.build_schema)))
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(settings.build_schema)))
+
+
+def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
+              full_refresh: bool = False) -> None:
+    """dbt build of every model and test: staging and intermediate in their own schemas,
+    the marts in the build schema."""
+    from defection_warehouse.dbt_runner import run_dbt
+
+    reset_build_schema(endpoints.warehouse_url, settings)
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    run_dbt(args, endpoints.warehouse_url, schema=settings.build_schema,
+            vars_={"as_of_date": logical_date.isoformat()})
+
+
+def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings, *,
+                   run_id: str) -> str:
+    """The quality gate on the built marts; raises QualityGateFailed (blocks publish)."""
+    from defection_warehouse.quality_gate import validate_build as gate
+
+    return gate(endpoints.warehouse_url, settings.build_schema, logical_date,
+                run_id=run_id).summary()
+
+
+def publish(logical_date: date, endpoints: Endpoints, settings: Settings, *,
+            run_id: str) -> str:
+    """Swap the validated build into the published schema in one transaction."""
+    from defection_warehouse.publish import publish as swap
+
+    result = swap(endpoints.warehouse_url, build_schema=settings.build_schema,
+                  publish_schema=settings.publish_schema, run_id=run_id,
+                  as_of_date=logical_date)
+    return result.summary()
+
+
+class StepFailed(RuntimeError):
+    """A night stopped at `step`; the cause's message says what was wrong."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"step {step} failed: {type(cause).__name__}: {cause}")
+        self.step = step
+        self.cause = cause
+
+
+def run_night(logical_date: date, endpoints: Endpoints, settings: Settings, *,
+              run_id: str | None = None, full_refresh: bool = False,
+              steps: Sequence[str] = STEPS,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The steps of the nightly DAG for one day (all by default; a subset resumes a night
+    from a step), in the DAG's order, without Airflow. Raises StepFailed naming the step;
+    nothing is published unless every gate passed."""
+    from defection_warehouse.contracts import SOURCES
+
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        raise ValueError(f"unknown step(s) {sorted(unknown)}; the steps are {STEPS}")
+    say = progress or (lambda message: None)
+    run_id = run_id or f"local__{logical_date.isoformat()}"
+    done: dict[str, Any] = {"run_id": run_id, "logical_date": logical_date.isoformat(),
+                            "step_seconds": {}}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        if name not in steps:
+            return None
+        say(f"{name} ...")
+        started = time.perf_counter()
+        try:
+            out = fn()
+        except Exception as exc:
+            raise StepFailed(name, exc) from exc
+        done[name] = out
+        done["step_seconds"][name] = round(time.perf_counter() - started, 2)
+        return out
+
+    step("extract", lambda: [extract(s, logical_date, endpoints, settings, progress=progress)
+                             for s in SOURCES])
+    step("load", lambda: [load(s, logical_date, endpoints, settings, progress=progress)
+                          for s in SOURCES])
+    step("validate_raw", lambda: validate_raw(logical_date, endpoints, run_id=run_id))
+    step("transform", lambda: transform(logical_date, endpoints, settings,
+                                        full_refresh=full_refresh))
+    step("validate_build", lambda: validate_build(logical_date, endpoints, settings,
+                                                  run_id=run_id))
+    step("publish", lambda: publish(logical_date, endpoints, settings, run_id=run_id))
+    return done
+
+
 def raw_summary(warehouse_url: str, logical_date: date) -> list[tuple[str, int, int]]:
     """(table, rows in the date's batch, rows in total) for every raw table."""
     from psycopg import sql
@@ -94,12 +206,13 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1%}"
 
 
-def kpi_summary(warehouse_url: str, schema: str = "analytics", months: int = 3) -> str:
+def kpi_summary(warehouse_url: str, schema: str | None = None, months: int = 3) -> str:
     """The last months' KPIs and the top causes of lost MRR over the last 12 months."""
     from psycopg import sql
 
     from defection_warehouse.db import connect
 
+    schema = schema or Settings.from_env().publish_schema
     with connect(warehouse_url) as conn:
         kpis = conn.execute(sql.SQL(
             "select month, paying_customers_start, churned_customers, logo_churn_rate, "

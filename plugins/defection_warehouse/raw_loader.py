@@ -39,7 +39,6 @@ from defection_warehouse.landing import CHUNK, LandedFile, LandingBatch, Landing
 log = logging.getLogger(__name__)
 
 META_DDL = """
-create schema if not exists raw_meta;
 create table if not exists raw_meta.load_audit (
     load_id          uuid        not null,
     batch_id         text        not null,
@@ -228,6 +227,11 @@ class RawLoader:
         with conn.transaction():
             # Serialise DDL between concurrent first loads.
             conn.execute("select pg_advisory_xact_lock(hashtext('defection_warehouse:ddl'))")
+            # Only create a missing schema: `create schema if not exists` needs CREATE on
+            # the database even when the schema exists, which the loader role lacks.
+            for schema in ("raw_meta", f"raw_{source}"):
+                if conn.execute("select to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
+                    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
             conn.execute(META_DDL)
             for entity in entities_for(source):
                 for stmt in raw_table_ddl(entity):

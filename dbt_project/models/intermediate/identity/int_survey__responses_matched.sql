@@ -17,13 +17,14 @@ contacts as (
     select
         contact_id,
         account_id,
-        email,
+        email_hash,
         -- several live contacts could share an address: take the oldest one
-        row_number() over (partition by email order by created_at, contact_id) as email_rank
+        row_number() over (partition by email_hash order by created_at, contact_id)
+            as email_rank
     from {{ ref('stg_crm__contacts') }}
     where
         not coalesce(is_deleted, false)
-        and email is not null
+        and email_hash is not null
 ),
 
 final as (
@@ -31,7 +32,7 @@ final as (
         responses.response_id,
         responses.survey_id,
         surveys.survey_kind,
-        responses.respondent_email,
+        responses.respondent_email_hash,
         responses.submitted_at,
         responses.score,
         responses.response_comment,
@@ -43,7 +44,7 @@ final as (
         on responses.survey_id = surveys.survey_id
     left join contacts
         on
-            responses.respondent_email = contacts.email
+            responses.respondent_email_hash = contacts.email_hash
             and contacts.email_rank = 1
 )
 

@@ -53,7 +53,7 @@ final as (
         customers.customer_id::text as customer_id,
         crosswalk.crm_account_id::bigint as crm_account_id,
         crosswalk.match_status::text as match_status,
-        ({{ pseudonymize('customers.email') }})::text as email_hash,
+        customers.email_hash::text as email_hash,
         accounts.segment::text as segment,
         accounts.industry::text as industry,
         accounts.employee_count::int as employee_count,

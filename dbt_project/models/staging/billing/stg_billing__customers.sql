@@ -12,8 +12,8 @@ final as (
     select
         customer_id,
         {{ epoch_to_timestamp('created') }} as created_at,
-        lower(trim(email)) as email,
-        name as customer_name,
+        {{ pseudonymize('lower(trim(email))') }} as email_hash,
+        {{ pseudonymize('name') }} as customer_name_hash,
         crm_account_id::bigint as crm_account_id,
         currency,
         delinquent as is_delinquent,

@@ -12,9 +12,10 @@ final as (
     select
         contact_id,
         account_id,
-        lower(trim(email)) as email,
-        first_name,
-        last_name,
+        -- personal data leaves raw only as keyed pseudonyms (equal inputs still match)
+        {{ pseudonymize('lower(trim(email))') }} as email_hash,
+        {{ pseudonymize('first_name') }} as first_name_hash,
+        {{ pseudonymize('last_name') }} as last_name_hash,
         title,
         created_at,
         updated_at,

@@ -12,7 +12,7 @@ final as (
     select
         response_id,
         survey_id,
-        lower(trim(respondent_email)) as respondent_email,
+        {{ pseudonymize('lower(trim(respondent_email))') }} as respondent_email_hash,
         submitted_at,
         score,
         comment as response_comment,

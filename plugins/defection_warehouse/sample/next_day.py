@@ -1,4 +1,4 @@
-"""One more day of business on top of a generated sample, for the incremental benchmark.
+"""One more day of business on top of a generated sample (benchmarks and fault tests).
 
 Changes about `share` of the rows of each source the way a day of operations would: CRM
 records edited (updated_at on the new day), new touchpoints and tickets; new invoices and
