@@ -1,8 +1,9 @@
 {#-
     Raw tables keep every version that was landed (one row per key and batch). Staging
-    keeps the newest: the latest change timestamp, then the latest batch.
+    keeps the newest: the latest change timestamp, then the latest batch. `where` limits
+    the keys considered (incremental staging passes the keys a night touched).
 -#}
-{% macro latest_version(relation, key_columns, order_by) %}
+{% macro latest_version(relation, key_columns, order_by, where=none) %}
     select *
     from (
         select
@@ -12,6 +13,9 @@
                 order by {{ order_by }}
             ) as _version_rank
         from {{ relation }}
+        {%- if where %}
+        where {{ where }}
+        {%- endif %}
     ) as versions
     where _version_rank = 1
 {% endmacro %}

@@ -55,8 +55,12 @@ create table if not exists raw_meta.load_audit (
     finished_at      timestamptz not null,
     duration_seconds double precision not null,
     status           text        not null,
-    message          text
+    message          text,
+    -- the load transaction's time: the _loaded_at stamp of the rows it loaded
+    loaded_at        timestamptz not null default now()
 );
+alter table raw_meta.load_audit add column if not exists
+    loaded_at timestamptz not null default now();
 create table if not exists raw_meta.quarantine (
     load_id        uuid        not null,
     batch_id       text        not null,

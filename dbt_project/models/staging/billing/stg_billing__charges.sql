@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['charge_id'], 'billing') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('billing', 'charges'),
         ['charge_id'],
         '_logical_date desc'

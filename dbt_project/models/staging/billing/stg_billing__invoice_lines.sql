@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['invoice_line_id'], 'billing') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('billing', 'invoice_lines'),
         ['line_id'],
         '_logical_date desc'

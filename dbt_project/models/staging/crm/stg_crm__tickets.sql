@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['ticket_id'], 'crm') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('crm', 'tickets'),
         ['ticket_id'],
         'updated_at desc, _logical_date desc'

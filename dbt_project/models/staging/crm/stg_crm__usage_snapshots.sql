@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['account_id', 'snapshot_date'], 'crm') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('crm', 'usage_snapshots'),
         ['account_id', 'snapshot_date'],
         'updated_at desc, _logical_date desc'

@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['response_id'], 'survey') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('survey', 'responses'),
         ['response_id'],
         '_logical_date desc, _source_file desc'
