@@ -72,6 +72,16 @@ class DatabaseFactory:
         self.created.append(name)
         return with_database(self.admin_url, name)
 
+    def clone(self, template_url: str, prefix: str = "dwtest_copy") -> str:
+        """A new database copied from `template_url`'s (nobody may be connected to it)."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        template = template_url.rsplit("/", 1)[1]
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
+        self.created.append(name)
+        return with_database(self.admin_url, name)
+
     def drop_all(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in self.created:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +25,6 @@ from psycopg import sql
 
 from defection_warehouse.billing_server import BillingServer
 from defection_warehouse.config import Settings
-from defection_warehouse.db import with_database
 from defection_warehouse.pipeline import STEPS, Endpoints, StepFailed, run_night
 from defection_warehouse.publish import published_checksums
 from defection_warehouse.sample import SampleParams, generate
@@ -83,31 +82,16 @@ def good_history(module_database, tmp_path_factory) -> World:
     return world
 
 
-def _clone_database(url: str, name: str) -> str:
-    template = url.rsplit("/", 1)[1]
-    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(name), sql.Identifier(template)))
-    return with_database(url, name)
-
-
 @pytest.fixture
-def world(good_history: World, tmp_path: Path) -> Iterator[World]:
+def world(good_history: World, tmp_path: Path, new_database) -> World:
     """A private copy of the good history, with the next day's ordinary business added."""
     shutil.copytree(good_history.sample, tmp_path / "sample")
     shutil.copytree(good_history.root / "landing", tmp_path / "landing")
-    suffix = tmp_path.name[-12:].replace("-", "_").lower()
-    crm = _clone_database(good_history.crm_url, f"dwtest_fc_{suffix}")
-    warehouse = _clone_database(good_history.warehouse_url, f"dwtest_fw_{suffix}")
+    crm = new_database.clone(good_history.crm_url, "dwtest_fault_crm")
+    warehouse = new_database.clone(good_history.warehouse_url, "dwtest_fault_wh")
     clone = World(tmp_path, crm, warehouse, _settings(tmp_path))
     add_day(crm, clone.sample, NEXT, seed=3)
-    yield clone
-    with psycopg.connect(with_database(crm, "postgres"), autocommit=True) as conn:
-        for url in (crm, warehouse):
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(url.rsplit("/", 1)[1])))
+    return clone
 
 
 def _fails_at(world: World, day: date, step: str, *fragments: str,

@@ -10,18 +10,14 @@ copy passes. The GX project is a temporary copy, so runs leave the repository un
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from defection_warehouse.billing_server import BillingServer
 from defection_warehouse.contracts import ENTITIES, SOURCES
-from defection_warehouse.db import with_database
 from defection_warehouse.dbt_runner import run_dbt
 from defection_warehouse.extract.billing import extract_billing
 from defection_warehouse.extract.crm import extract_crm
@@ -80,17 +76,9 @@ def options(project: Path) -> GateOptions:
 
 
 @pytest.fixture
-def db(template: str, pg_admin_url: str) -> Iterator[str]:
+def db(template: str, new_database) -> str:
     """A private copy of the built warehouse."""
-    name = f"dwtest_gate_{uuid.uuid4().hex[:10]}"
-    source = template.rsplit("/", 1)[1]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {}").format(
-            sql.Identifier(name), sql.Identifier(source)))
-    yield with_database(template, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
+    return new_database.clone(template, "dwtest_gate")
 
 
 def _execute(url: str, *statements: str) -> None:
