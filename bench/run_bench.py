@@ -192,10 +192,10 @@ def bench_load(server: str, customers: int, months: int, day: date) -> dict[str,
 
 
 def run_timed_dbt(args: list[str], url: str, day: date) -> float:
-    from defection_warehouse.dbt_runner import run_dbt
+    from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
 
     t0 = time.perf_counter()
-    run_dbt(args, url, vars_={"as_of_date": day.isoformat()})
+    run_dbt([*args, *NIGHTLY_FLAGS], url, vars_={"as_of_date": day.isoformat()})
     return time.perf_counter() - t0
 
 

@@ -42,6 +42,7 @@ from defection_warehouse.dbt_airflow import (
     WarehouseProfileMapping,
     manifest_path,
 )
+from defection_warehouse.dbt_runner import NIGHTLY_FLAGS
 
 
 def _notify_failure(context) -> None:
@@ -142,7 +143,7 @@ def defection_nightly():
         reset_build_schema(url, settings)
         # buildable: a test that also reads a mart runs with that mart
         args = ["build", "--select", "resource_type:seed", "staging", "intermediate",
-                "--indirect-selection", "buildable"]
+                "--indirect-selection", "buildable", *NIGHTLY_FLAGS]
         if params["full_refresh"]:
             args.append("--full-refresh")
         run_dbt(args, url, schema=settings.build_schema,
@@ -201,7 +202,7 @@ def defection_nightly():
         ),
         operator_args={"install_deps": False,
                        # a relationship test runs with the later of its two models
-                       "dbt_cmd_flags": ["--indirect-selection", "buildable"],
+                       "dbt_cmd_flags": ["--indirect-selection", "buildable", *NIGHTLY_FLAGS],
                        "full_refresh": "{{ params.full_refresh }}",
                        "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
         default_args=default_args,

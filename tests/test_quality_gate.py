@@ -363,3 +363,12 @@ def test_missing_mart_fails_readably(db: str, options: GateOptions) -> None:
     assert (f"suite marts.mart_accounts_at_risk: could not run on "
             f"{BUILD}.mart_accounts_at_risk (as of 2026-03-31): ") in message
     assert "does not exist" in message
+
+
+def test_dbt_unit_tests_pass(template: str) -> None:
+    """The nightly builds leave dbt's unit tests out (NIGHTLY_FLAGS); they run here."""
+    result = run_dbt(["test", "--select", "test_type:unit"], template, schema=BUILD,
+                     vars_={"as_of_date": END.isoformat()})
+    statuses = [str(r.status) for r in result.results]
+    assert len(statuses) >= 10
+    assert set(statuses) == {"pass"}

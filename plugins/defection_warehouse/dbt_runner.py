@@ -16,6 +16,11 @@ from defection_warehouse.config import PROJECT_ROOT
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 
+# Nightly builds leave out dbt's unit tests: they check model logic on fixed inputs, not
+# the night's data, so they run in CI (tests/test_quality_gate.py), as dbt recommends,
+# instead of on every production build.
+NIGHTLY_FLAGS = ("--exclude-resource-type", "unit_test")
+
 
 class DbtError(RuntimeError):
     """dbt reported errors or failing tests; the message lists the failing nodes."""

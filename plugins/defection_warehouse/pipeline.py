@@ -97,10 +97,10 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
               full_refresh: bool = False) -> None:
     """dbt build of every model and test: staging and intermediate in their own schemas,
     the marts in the build schema."""
-    from defection_warehouse.dbt_runner import run_dbt
+    from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
 
     reset_build_schema(endpoints.warehouse_url, settings)
-    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    args = ["build", *NIGHTLY_FLAGS, *(["--full-refresh"] if full_refresh else [])]
     run_dbt(args, endpoints.warehouse_url, schema=settings.build_schema,
             vars_={"as_of_date": logical_date.isoformat()})
 

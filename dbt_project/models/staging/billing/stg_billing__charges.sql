@@ -24,7 +24,8 @@ final as (
         disputed as is_disputed,
         {{ epoch_to_timestamp('created') }} as created_at,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
 )
 

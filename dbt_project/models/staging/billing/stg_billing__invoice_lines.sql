@@ -25,7 +25,8 @@ final as (
         {{ epoch_to_timestamp('period_end') }} as period_end_at,
         proration as is_proration,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
 )
 

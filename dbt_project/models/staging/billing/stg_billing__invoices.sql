@@ -27,7 +27,8 @@ final as (
         attempt_count,
         currency,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
 )
 

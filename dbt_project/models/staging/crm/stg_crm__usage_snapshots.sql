@@ -20,7 +20,8 @@ final as (
         updated_at,
         is_deleted,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
 )
 

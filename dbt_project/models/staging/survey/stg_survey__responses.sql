@@ -19,7 +19,8 @@ final as (
         score,
         comment as response_comment,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
 )
 
