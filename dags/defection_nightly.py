@@ -6,8 +6,8 @@ zone, load each source into its `raw_<source>` schema with COPY, validate the da
 batches (Great Expectations, blocking), build the dbt models (`dbt_base`: seeds, staging
 and intermediate; then one task per mart in the `dbt` group, built into the build schema),
 validate the built marts (blocking), and only then publish them: one transaction swaps
-them into the published schema that BI tools read and appends the KPIs to `kpi_history`
-(write-audit-publish).
+the build schema with the published schema that BI tools read and appends the KPIs to
+`kpi_history` (write-audit-publish).
 
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
@@ -134,13 +134,14 @@ def defection_nightly():
     def dbt_base(data_interval_start=None, params=None) -> None:
         """Seeds, staging and intermediate models in one dbt build (dbt's log names any
         failing model); the marts that people read are tasks of their own. The build
-        schema is emptied first, so it holds exactly this run's marts."""
+        schema is kept from night to night (created if missing): dbt replaces or
+        incrementally updates its marts, and publish drops anything that is not a mart."""
         from defection_warehouse.dbt_runner import run_dbt
-        from defection_warehouse.pipeline import reset_build_schema
+        from defection_warehouse.pipeline import ensure_build_schema
 
         settings = Settings.from_env()
         url = _endpoints().warehouse_url
-        reset_build_schema(url, settings)
+        ensure_build_schema(url, settings)
         # buildable: a test that also reads a mart runs with that mart
         args = ["build", "--select", "resource_type:seed", "staging", "intermediate",
                 "--indirect-selection", "buildable", *NIGHTLY_FLAGS]

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from defection_warehouse import roles
-from defection_warehouse.publish import publish
+from defection_warehouse.publish import ensure_build_schema, publish
 
 BUILD, PUB = "analytics_build", "analytics"
 # One table per schema, created by the admin before the roles exist.
@@ -122,26 +122,74 @@ def test_reporter_reads_the_published_schema_only(warehouse: str, login_user) ->
     assert usage == {**{t.split(".")[0]: False for t in NOT_FOR_REPORTER}, PUB: True}
 
 
+def reporter_view(admin_url: str) -> dict[str, object]:
+    """What dw_reporter may use in the build and the published schema, from the catalog."""
+    with psycopg.connect(admin_url) as conn:
+        usage = dict(conn.execute(
+            "select nspname, has_schema_privilege('dw_reporter', oid, 'USAGE') "
+            "from pg_namespace where nspname in (%s, %s)", (BUILD, PUB)).fetchall())
+        tables = conn.execute(
+            "select n.nspname, c.relname, has_table_privilege('dw_reporter', c.oid, 'SELECT') "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname in (%s, %s) and c.relkind = 'r' order by 1, 2",
+            (BUILD, PUB)).fetchall()
+        defaults = conn.execute(
+            "select n.nspname from pg_default_acl d join pg_namespace n "
+            "on n.oid = d.defaclnamespace, aclexplode(d.defaclacl) a "
+            "where a.grantee = 'dw_reporter'::regrole order by 1").fetchall()
+    return {"usage": usage, "tables": tables, "defaults": [d[0] for d in defaults]}
+
+
 def test_tables_published_or_created_after_setup_are_readable(warehouse: str,
                                                               login_user) -> None:
+    """After any number of publishes (each swaps the two schemas, and privileges follow a
+    renamed schema) the reporter reads exactly the published schema, including tables
+    created there later, and nothing of the build schema, including tables that dbt
+    creates there after a swap."""
     setup(warehouse)
     reporter = login_user("dw_reporter")
     transformer = login_user("dw_transformer", act_as_group=True)
-    with psycopg.connect(transformer, autocommit=True) as conn:  # dbt, as the transformer
-        conn.execute(f"create table {BUILD}.kpi_retention_monthly as "
-                     "select 1 as id, 'published later' as note")
-        conn.execute(f"create table {BUILD}.dim_customers as select 1 as id")
+    with psycopg.connect(transformer, autocommit=True) as conn:
         conn.execute(f"create table {PUB}.made_here as select 1 as id")
-    result = publish(transformer, build_schema=BUILD, publish_schema=PUB, run_id="r1",
-                     as_of_date=date(2026, 10, 31),
-                     tables=["kpi_retention_monthly", "dim_customers"])
-    assert result.row_counts == {"dim_customers": 1, "kpi_retention_monthly": 1}
-    for table in ("kpi_retention_monthly", "dim_customers", "kpi_history", "made_here"):
-        assert can(reporter, f"select * from {PUB}.{table}"), table
-    with psycopg.connect(reporter) as conn:
-        assert conn.execute(f"select note from {PUB}.kpi_retention_monthly").fetchall() == [
-            ("published later",)]
-    assert not can(reporter, f"select * from {BUILD}.fct_defections")
+    assert can(reporter, f"select * from {PUB}.made_here")  # default privileges
+    for night in range(1, 4):
+        ensure_build_schema(transformer, BUILD)
+        with psycopg.connect(transformer, autocommit=True) as conn:  # dbt, as the transformer
+            conn.execute(f"drop table if exists {BUILD}.kpi_retention_monthly, "
+                         f"{BUILD}.dim_customers")
+            conn.execute(f"create table {BUILD}.kpi_retention_monthly as "
+                         f"select {night} as id, 'published later' as note")
+            conn.execute(f"create table {BUILD}.dim_customers as select {night} as id")
+        view = reporter_view(warehouse)
+        assert view["usage"] == {BUILD: False, PUB: True}, view
+        assert not [t for t in view["tables"] if t[0] == BUILD and t[2]], view
+        assert view["defaults"] == [PUB], view
+        assert not can(reporter, f"select * from {BUILD}.kpi_retention_monthly")
+
+        result = publish(transformer, build_schema=BUILD, publish_schema=PUB,
+                         run_id=f"r{night}", as_of_date=date(2026, 10, night),
+                         tables=["kpi_retention_monthly", "dim_customers"])
+        assert result.row_counts == {"dim_customers": 1, "kpi_retention_monthly": 1}
+        for table in ("kpi_retention_monthly", "dim_customers", "kpi_history"):
+            assert can(reporter, f"select * from {PUB}.{table}"), table
+        with psycopg.connect(reporter) as conn:
+            assert conn.execute(f"select id, note from {PUB}.kpi_retention_monthly"
+                                ).fetchall() == [(night, "published later")]
+        view = reporter_view(warehouse)
+        assert view["usage"] == {BUILD: False, PUB: True}, view
+        assert all(t[2] for t in view["tables"] if t[0] == PUB), view
+        assert not [t for t in view["tables"] if t[0] == BUILD and t[2]], view
+        assert view["defaults"] == [PUB], view
+        for table in ("kpi_retention_monthly", "dim_customers"):  # the previous generation
+            assert not can(reporter, f"select * from {BUILD}.{table}"), table
+        # A table the transformer creates in the published schema later is readable.
+        with psycopg.connect(transformer, autocommit=True) as conn:
+            conn.execute(f"create table {PUB}.made_later_{night} as select 1 as id")
+        assert can(reporter, f"select * from {PUB}.made_later_{night}")
+    # Running setup again after publishes converges to the same privileges.
+    setup(warehouse)
+    assert reporter_view(warehouse)["defaults"] == [PUB]
+    assert reporter_view(warehouse)["usage"] == {BUILD: False, PUB: True}
     assert not can(reporter, "select * from dw_meta.publish_log")
 
 

@@ -11,8 +11,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Warehouse schemas. Raw and meta schemas belong to the loader; dbt writes staging views,
 # intermediate tables and seeds to schemas of their own (they keep incremental state from
-# night to night) and the marts to the build schema; publish moves a validated build into
-# the published schema, the only one BI tools read.
+# night to night) and the marts to the build schema, also kept; publish swaps a validated
+# build schema with the published schema, the only one BI tools read.
 RAW_SCHEMAS = ("raw_crm", "raw_billing", "raw_survey")
 RAW_META_SCHEMA = "raw_meta"
 STAGING_SCHEMA = "staging"

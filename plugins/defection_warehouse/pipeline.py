@@ -2,9 +2,10 @@
 
 Each step is keyed on the logical date (the data interval's start day) and is idempotent:
 extracts reuse a committed landing batch unless forced, loads replace the date's batch,
-dbt rebuilds the marts in the build schema, and publish replaces the published marts only
-after both quality gates passed (write-audit-publish). ``run_night`` chains the steps in
-the DAG's order without Airflow and reports which step failed.
+dbt builds the marts in the build schema (kept from night to night), and publish swaps it
+with the published schema only after both quality gates passed (write-audit-publish).
+``run_night`` chains the steps in the DAG's order without Airflow and reports which step
+failed.
 """
 
 from __future__ import annotations
@@ -80,17 +81,14 @@ def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str) -> st
     return gate(endpoints.warehouse_url, logical_date, run_id=run_id).summary()
 
 
-def reset_build_schema(warehouse_url: str, settings: Settings) -> None:
-    """Empty the build schema so it holds exactly this run's marts (a model removed from
-    the project must not be published from an older build)."""
-    from psycopg import sql
+def ensure_build_schema(warehouse_url: str, settings: Settings) -> None:
+    """Run before every dbt build: create the build schema if it is missing. What it holds
+    is kept (incremental marts keep their state; dbt replaces the other marts), and the
+    mark of the publish that swapped it out is cleared so the new build can be published.
+    Relations that are not marts of the build are dropped by publish, not here."""
+    from defection_warehouse.publish import ensure_build_schema as ensure
 
-    from defection_warehouse.db import connect
-
-    with connect(warehouse_url) as conn:
-        conn.execute(sql.SQL("drop schema if exists {} cascade").format(
-            sql.Identifier(settings.build_schema)))
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(settings.build_schema)))
+    ensure(warehouse_url, settings.build_schema)
 
 
 def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
@@ -99,7 +97,7 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
     the marts in the build schema."""
     from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
 
-    reset_build_schema(endpoints.warehouse_url, settings)
+    ensure_build_schema(endpoints.warehouse_url, settings)
     args = ["build", *NIGHTLY_FLAGS, *(["--full-refresh"] if full_refresh else [])]
     run_dbt(args, endpoints.warehouse_url, schema=settings.build_schema,
             vars_={"as_of_date": logical_date.isoformat()})
@@ -116,7 +114,7 @@ def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings,
 
 def publish(logical_date: date, endpoints: Endpoints, settings: Settings, *,
             run_id: str) -> str:
-    """Swap the validated build into the published schema in one transaction."""
+    """Swap the validated build schema with the published schema in one transaction."""
     from defection_warehouse.publish import publish as swap
 
     result = swap(endpoints.warehouse_url, build_schema=settings.build_schema,

@@ -28,13 +28,22 @@ Then create the login users, one per job, with passwords from your secret store:
 
 A single pipeline user for the whole nightly DAG (one `warehouse` connection) is a member
 of both writer roles: ``create role airflow_dw login password '...' in role dw_loader,
-dw_transformer;``. Publish grants SELECT to dw_reporter on every table it publishes, so BI
-users see the marts whoever owns them.
+dw_transformer;``.
+
+Publishing swaps the build and the published schema by renaming them, and privileges
+follow a renamed schema. So dw_reporter's privileges are set up on the published schema
+only (USAGE, SELECT on its tables, and default privileges for the tables dw_transformer
+creates there later), and every publish sets them again after the swap: USAGE and SELECT
+on the published schema, nothing on the build schema, and the default privileges moved
+back to the published schema. Whatever the number of publishes, the reporter reads the
+published schema and nothing in the build schema. Running setup again converges to the
+same state.
 
 Schemas that do not exist yet are created (owned by the role that writes them), so grants
 can be given before the first run; existing schemas and the relations in them are handed
-to that role. The writers are not given CREATE on the database: code that runs
-``create schema if not exists`` needs the schema to exist already (PostgreSQL checks the
+to that role. dw_transformer gets CREATE on the database because PostgreSQL requires it
+to rename a schema (the publish swap); dw_loader does not. Code that runs ``create schema
+if not exists`` as the loader needs the schema to exist already (PostgreSQL checks the
 database privilege before it checks whether the schema exists).
 """
 
@@ -156,6 +165,13 @@ def _revoke_all(admin: _Admin, schema: str, role: str) -> None:
     admin.run(sql.SQL("revoke all on all tables in schema {} from {}").format(s, r))
 
 
+def _revoke_defaults(admin: _Admin, schema: str, role: str, creator: str) -> None:
+    """Take back the privileges `role` would get on tables `creator` makes in `schema`."""
+    admin.run(sql.SQL("alter default privileges for role {} in schema {} "
+                      "revoke all on tables from {}").format(
+        sql.Identifier(creator), sql.Identifier(schema), sql.Identifier(role)))
+
+
 def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> list[str]:
     """Create the group roles, schemas and grants (idempotent); returns the statements run."""
     raw = loader_schemas()
@@ -169,6 +185,9 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
             database = conn.execute("select current_database()").fetchone()[0]
             admin.run(sql.SQL("grant connect on database {} to {}").format(
                 sql.Identifier(database), _ids(*GROUP_ROLES)))
+            # Renaming a schema (the publish swap) needs CREATE on the database.
+            admin.run(sql.SQL("grant create on database {} to {}").format(
+                sql.Identifier(database), sql.Identifier(TRANSFORMER_ROLE)))
             if conn.execute("select 1 from pg_namespace where nspname = 'public'").fetchone():
                 # Already so on PostgreSQL 15+; older servers let every role create there.
                 admin.run(sql.SQL("revoke create on schema public from public"))
@@ -183,6 +202,11 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
                 _grant_writer(admin, schema, TRANSFORMER_ROLE)
                 _revoke_all(admin, schema, LOADER_ROLE)
                 _revoke_all(admin, schema, REPORTER_ROLE)
+                if schema != publish_schema:
+                    # Default privileges follow a renamed schema: after a publish swap the
+                    # published schema's would be on the build schema unless publish moved
+                    # them back. Converge: none for the reporter outside the published one.
+                    _revoke_defaults(admin, schema, REPORTER_ROLE, creator=TRANSFORMER_ROLE)
             _grant_reader(admin, publish_schema, REPORTER_ROLE, creator=TRANSFORMER_ROLE)
         return admin.done
 
