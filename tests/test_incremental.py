@@ -1,11 +1,13 @@
-"""Incremental staging: a night's build equals a full rebuild of the same data.
+"""Incremental builds: a night's build equals a full rebuild of the same data.
 
 A small business is extracted, loaded and built; one more day of ordinary business is
-loaded and built incrementally (the large staging tables only read that day's rows);
-the staging tables and every mart must then equal a `--full-refresh` build of the same
-raw data. Then the day is loaded again with part of its survey export gone (a rerun that
-replaces a batch): the incremental build must drop those responses, and again equal a
-full rebuild.
+loaded and built incrementally (the large staging tables only read that day's rows, the
+revenue models only recompute the customers it touched); every incremental table and
+every mart must then equal a `--full-refresh` build of the same raw data. Then the day
+is loaded again with part of its survey export gone (a rerun that replaces a batch): the
+incremental build must drop those responses, and again equal a full rebuild. Last, a
+build three weeks later with no new data (only the as-of date moves) must equal a full
+rebuild as well.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import psycopg
 import pytest
 
 from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.config import STAGING_SCHEMA, Settings
+from defection_warehouse.config import INTERMEDIATE_SCHEMA, STAGING_SCHEMA, Settings
 from defection_warehouse.contracts import SOURCES
 from defection_warehouse.db import table_checksum
 from defection_warehouse.dbt_runner import DBT_DIR, DbtError, run_dbt
@@ -33,29 +35,54 @@ pytestmark = pytest.mark.slow
 END = date(2026, 4, 30)
 NEXT = END + timedelta(days=1)
 KEY = "sk_test_incremental_only"
+CHANGE_TRACKED = {f"{STAGING_SCHEMA}.stg_billing__{e}"
+                  for e in ("customers", "subscriptions", "subscription_items")}
+
+
+# The log of changed customers differs by design: a full rebuild logs everyone.
+CHANGE_LOG = f"{INTERMEDIATE_SCHEMA}.int_revenue__changed_customers"
+# Sources landed in full every night keep, for an unchanged row, the batch that first
+# brought its content; a full rebuild takes the newest batch. Their content must match.
+LOAD_METADATA = ("batch_id", "logical_date", "loaded_at")
 
 
 def _incremental_models() -> list[str]:
+    """Schema-qualified names of every incremental model."""
     nodes = json.loads((DBT_DIR / "target" / "manifest.json").read_text())["nodes"].values()
-    return sorted(n["name"] for n in nodes if n["resource_type"] == "model"
+    return sorted(f"{n['schema']}.{n['name']}" for n in nodes if n["resource_type"] == "model"
                   and n["config"]["materialized"] == "incremental")
 
 
 def _state(url: str, settings: Settings, models: list[str]) -> dict[str, object]:
     with psycopg.connect(url) as conn:
-        tables = [f"{STAGING_SCHEMA}.{m}" for m in models] + [
+        tables = [m for m in models if m != CHANGE_LOG] + [
             f"{settings.build_schema}.{t}" for (t,) in conn.execute(
                 "select table_name from information_schema.tables where table_schema = %s",
                 (settings.build_schema,))]
         # built_at tells the builds apart; every other column must be equal
-        return {t: table_checksum(conn, t, exclude=("_loaded_at", "built_at"))
+        return {t: table_checksum(conn, t, exclude=("_loaded_at", "built_at", *(
+                    LOAD_METADATA if t in CHANGE_TRACKED else ())))
                 for t in tables}
 
 
 def _oids(url: str, models: list[str]) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        return {m: conn.execute("select %s::regclass::oid",
-                                (f"{STAGING_SCHEMA}.{m}",)).fetchone()[0] for m in models}
+        return {m: conn.execute("select %s::regclass::oid", (m,)).fetchone()[0]
+                for m in models}
+
+
+def _recomputed(url: str) -> tuple[set[str], int, int]:
+    """Customers the newest build logged as changed, and the monthly MRR rows it rewrote
+    out of all it holds."""
+    with psycopg.connect(url) as conn:
+        logged = {c for (c,) in conn.execute(
+            f"select customer_id from {CHANGE_LOG} where customer_id is not null "
+            f"and built_at = (select max(built_at) from {CHANGE_LOG})")}
+        rewritten, held = conn.execute(
+            "select count(*) filter (where built_at = (select max(built_at) from "
+            f"{INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly)), count(*) "
+            f"from {INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly").fetchone()
+    return logged, rewritten, held
 
 
 def _build(url: str, settings: Settings, day: date, *, full: bool = False) -> None:
@@ -72,8 +99,10 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
     settings = replace(Settings.from_env(), landing_url=str(tmp_path / "landing"),
                        survey_inbox=str(sample / "survey_inbox"))
     models = _incremental_models()
-    assert {"stg_crm__activities", "stg_billing__invoice_lines",
-            "stg_survey__responses"} <= set(models)
+    assert {f"{STAGING_SCHEMA}.stg_crm__activities", f"{STAGING_SCHEMA}.stg_billing__invoice_lines",
+            f"{STAGING_SCHEMA}.stg_survey__responses", *CHANGE_TRACKED,
+            f"{INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly",
+            f"{INTERMEDIATE_SCHEMA}.int_defections"} <= set(models)
 
     with BillingServer(sample / "billing.sqlite", KEY) as server:
         endpoints = Endpoints(warehouse_url, crm, server.url, KEY)
@@ -93,6 +122,10 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         # incremental: rows merged into the same tables, not rebuilt
         assert _oids(warehouse_url, models) == first_oids
         incremental = _state(warehouse_url, settings, models)
+        # only the customers the day touched were recomputed (plus everyone's newest months)
+        logged, rewritten, held = _recomputed(warehouse_url)
+        assert "*" not in logged and 0 < len(logged) < 200
+        assert 0 < rewritten < held
         _build(warehouse_url, settings, NEXT, full=True)
         assert _state(warehouse_url, settings, models) == incremental
 
@@ -107,14 +140,24 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         night(NEXT, force=True)
         _build(warehouse_url, settings, NEXT)
         rerun = _state(warehouse_url, settings, models)
+        assert _recomputed(warehouse_url)[0] == {"*"}  # a replaced batch: recompute all
         _build(warehouse_url, settings, NEXT, full=True)
         assert _state(warehouse_url, settings, models) == rerun
+
+        # Three weeks later with no new data: only the as-of date moves, so subscriptions
+        # and invoice periods that end in between change the customers' months.
+        later = NEXT + timedelta(days=21)
+        _build(warehouse_url, settings, later)
+        aged = _state(warehouse_url, settings, models)
+        logged, _, _ = _recomputed(warehouse_url)
+        assert "*" not in logged and logged
+        _build(warehouse_url, settings, later, full=True)
+        assert _state(warehouse_url, settings, models) == aged
     with psycopg.connect(warehouse_url) as conn:
         gone = conn.execute(
             "select count(*) from staging.stg_survey__responses where response_id = any(%s)",
             ([r[0] for r in dropped],)).fetchone()[0]
     assert gone == 0
-
 
     # The tests of an incremental table check the rows of its newest build, and its
     # unique index holds the key unique across every row.
@@ -127,4 +170,4 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
                      "(select min(activity_id) from staging.stg_crm__activities)")
     with pytest.raises(DbtError, match="not_null_stg_crm__activities_activity_id"):
         run_dbt(["test", "--quiet", "--select", "stg_crm__activities"], warehouse_url,
-                schema=settings.build_schema, vars_={"as_of_date": NEXT.isoformat()})
+                schema=settings.build_schema, vars_={"as_of_date": later.isoformat()})

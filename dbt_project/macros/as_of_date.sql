@@ -7,6 +7,12 @@
     {%- if var('as_of_date', none) -%}
         cast('{{ var("as_of_date") }}' as date)
     {%- else -%}
-        (select max(logical_date) from {{ ref('stg_billing__subscriptions') }})
+        (
+            select max(logical_date) from {{ ref('stg_raw_meta__load_audit') }}
+            where
+                source_name = 'billing'
+                and entity = 'subscriptions'
+                and load_status = 'loaded'
+        )
     {%- endif -%}
 {% endmacro %}

@@ -66,3 +66,33 @@
     select 1
     {%- endif -%}
 {% endmacro %}
+
+
+{#- The rows of `cte` that differ from the row the table holds for their key (or are new),
+    compared on every column but the load and build metadata: a source landed in full
+    every night rewrites only its changed rows, so loaded_at and built_at move only when
+    a row's content changed, and the models downstream can tell which keys changed. -#}
+{% macro only_changed_rows(cte, key_columns) %}
+    {%- if is_incremental() %}
+        {%- set metadata = ['batch_id', 'logical_date', 'loaded_at', 'built_at'] %}
+        {%- set compared = [] %}
+        {%- for column in adapter.get_columns_in_relation(this) %}
+            {%- if column.name not in metadata and column.name not in key_columns %}
+                {%- do compared.append(column.name) %}
+            {%- endif %}
+        {%- endfor %}
+    select {{ cte }}.*
+    from {{ cte }}
+    left join {{ this }} as existing
+        on
+        {%- for key in key_columns %}
+            {% if not loop.first %}and {% endif %}{{ cte }}.{{ key }} = existing.{{ key }}
+        {%- endfor %}
+    where
+        existing.{{ key_columns[0] }} is null
+        or ({{ cte }}.{{ compared | join(', ' ~ cte ~ '.') }})
+        is distinct from (existing.{{ compared | join(', existing.') }})
+    {%- else %}
+    select * from {{ cte }}
+    {%- endif %}
+{% endmacro %}

@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_revenue__changed_customers') }}
+{{ customer_incremental_config(['customer_id', 'month'], 'month') }}
+
 -- MRR of every customer with recurring revenue in every month, before the months
 -- without revenue are filled in: the lines whose service period covers the month's
 -- snapshot instant, of subscriptions not ended by then, rounded to whole cents per
@@ -27,6 +30,7 @@ covering as (
                 lines.subscription_ended_at is null
                 or months.snapshot_at <= lines.subscription_ended_at
             )
+    where {{ is_recomputed('lines.customer_id', 'months.month') }}
 ),
 
 final as (
@@ -34,7 +38,8 @@ final as (
         customer_id,
         month,
         {{ mrr_from_annualised('annualised_amount') }} as mrr,
-        count(distinct subscription_id)::int as subscription_count
+        count(distinct subscription_id)::int as subscription_count,
+        {{ build_stamp() }} as built_at
     from covering
     group by customer_id, month
 )

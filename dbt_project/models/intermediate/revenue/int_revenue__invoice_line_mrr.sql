@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_revenue__changed_customers') }}
+{{ customer_incremental_config(['invoice_line_id']) }}
+
 -- Recurring invoice lines with their amount net of discounts normalised to a year and to
 -- one month.
 -- Proration lines, one-off lines and voided invoices carry no MRR.
@@ -42,7 +45,8 @@ final as (
         {{ annualised_amount('lines.amount - lines.discount_amount', 'lines.recurring_interval',
                              'coalesce(lines.recurring_interval_count, 1)') }} as annualised_amount,
         {{ annualised_amount('lines.amount - lines.discount_amount', 'lines.recurring_interval',
-                             'coalesce(lines.recurring_interval_count, 1)') }} / 12 as mrr
+                             'coalesce(lines.recurring_interval_count, 1)') }} / 12 as mrr,
+        {{ build_stamp() }} as built_at
     from lines
     inner join invoices
         on lines.invoice_id = invoices.invoice_id
@@ -53,6 +57,7 @@ final as (
         not coalesce(lines.is_proration, false)
         and lines.recurring_interval is not null
         and coalesce(invoices.invoice_status, '') <> 'void'
+        and {{ is_recomputed('invoices.customer_id') }}
 )
 
 select * from final

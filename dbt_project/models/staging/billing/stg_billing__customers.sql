@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['customer_id'], 'billing') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('billing', 'customers'),
         ['customer_id'],
         '_logical_date desc'
@@ -18,8 +20,13 @@ final as (
         currency,
         delinquent as is_delinquent,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
+),
+
+changed as (
+    {{ only_changed_rows('final', ['customer_id']) }}
 )
 
-select * from final
+select * from changed

@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['subscription_item_id'], 'billing') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('billing', 'subscription_items'),
         ['item_id'],
         '_logical_date desc'
@@ -21,8 +23,13 @@ final as (
         quantity,
         {{ epoch_to_timestamp('created') }} as created_at,
         _batch_id as batch_id,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
+),
+
+changed as (
+    {{ only_changed_rows('final', ['subscription_item_id']) }}
 )
 
-select * from final
+select * from changed

@@ -1,7 +1,9 @@
+{{ incremental_staging_config(['subscription_id'], 'billing') }}
+
 with
 
 source as (
-    {{ latest_version(
+    {{ incremental_latest_version(
         source('billing', 'subscriptions'),
         ['subscription_id'],
         '_logical_date desc'
@@ -30,8 +32,13 @@ final as (
         currency,
         _batch_id as batch_id,
         _logical_date as logical_date,
-        _loaded_at as loaded_at
+        _loaded_at as loaded_at,
+        {{ build_stamp() }} as built_at
     from source
+),
+
+changed as (
+    {{ only_changed_rows('final', ['subscription_id']) }}
 )
 
-select * from final
+select * from changed

@@ -1,0 +1,105 @@
+{#-
+    Customer-incremental models: a night recomputes only the billing customers logged in
+    int_revenue__changed_customers after the model's own last build (built_at), and, for
+    monthly models, every customer's months from the previous build's as-of month on
+    (their snapshot instant or existence depends on the as-of date). The rows of those
+    customers and months are deleted and inserted again in one transaction. A '*' in the
+    log, an empty table or `--full-refresh` recompute everything.
+
+    Usage in a model:
+        -- depends_on: {{ ref('int_revenue__changed_customers') }}
+        {{ customer_incremental_config(['subscription_id']) }}
+        ... where {{ is_recomputed('subscriptions.customer_id') }}
+-#}
+{% macro customer_incremental_config(unique_key, month_column=none) %}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': unique_key, 'unique': True},
+            {'columns': ['customer_id']},
+            {'columns': ['built_at']},
+        ],
+        meta={'test_scope': 'newest_build'},
+        pre_hook=[
+            "{{ capture_customer_changes() }}",
+            "{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none") ~ ") }}",
+        ]
+    ) }}
+{% endmacro %}
+
+
+{#- The model's last build and whether it must recompute everything, fixed once per run
+    in a temporary table (the delete and the insert must agree on it). -#}
+{% macro capture_customer_changes() %}
+    {%- if is_incremental() -%}
+    create temporary table "{{ this.identifier }}__changes" on commit drop as
+    with
+    log as (
+        select * from {{ ref('int_revenue__changed_customers') }}
+    ),
+    last_build as (
+        select max(built_at) as built_at from {{ this }}
+    ),
+    since as (
+        select
+            last_build.built_at,
+            (
+                select max(log.as_of_date) from log
+                where log.built_at = last_build.built_at
+            ) as previous_as_of_date
+        from last_build
+    )
+    select
+        since.built_at as since_built_at,
+        since.previous_as_of_date,
+        (
+            since.built_at is null
+            or since.previous_as_of_date is null
+            or exists (
+                select 1 from log
+                where log.customer_id = '*' and log.built_at > since.built_at
+            )
+        ) as rebuilds_all
+    from since
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{% endmacro %}
+
+
+{#- SQL condition: the row (customer, and month for monthly models) is recomputed in this
+    build. Always true when the model is built from scratch. -#}
+{% macro is_recomputed(customer_column, month_column=none) -%}
+    {%- if is_incremental() -%}
+    (
+        (select changes.rebuilds_all from "{{ this.identifier }}__changes" as changes)
+        or {{ customer_column }} in (
+            select log.customer_id
+            from {{ ref('int_revenue__changed_customers') }} as log
+            where log.built_at > (
+                select changes.since_built_at from "{{ this.identifier }}__changes" as changes
+            )
+        )
+        {%- if month_column %}
+        or {{ month_column }} >= (
+            select date_trunc('month', changes.previous_as_of_date)::date
+            from "{{ this.identifier }}__changes" as changes
+        )
+        {%- endif %}
+    )
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro delete_recomputed_rows(month_column=none) %}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where {{ is_recomputed('customer_id', month_column) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,187 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    indexes=[{'columns': ['built_at']}]
+) }}
+
+-- Append-only log of the billing customers whose revenue may have changed, one set per
+-- build: customers with a billing row that changed since the previous build, and
+-- customers with a subscription starting or ending between the previous build's as-of
+-- date and this one's (an end that was in the future has now happened). customer_id '*'
+-- stands for every customer: the first build, a day of data loaded again (versions may
+-- have gone), or an as-of date earlier than the previous build's. The customer-
+-- incremental revenue models recompute the customers logged after their own last build.
+with
+
+audit as (
+    select * from {{ ref('stg_raw_meta__load_audit') }}
+    where load_status = 'loaded'
+),
+
+customers as (
+    select
+        customer_id,
+        loaded_at
+    from {{ ref('stg_billing__customers') }}
+),
+
+subscriptions as (
+    select
+        subscription_id,
+        customer_id,
+        started_at,
+        ended_at,
+        cancel_at,
+        loaded_at
+    from {{ ref('stg_billing__subscriptions') }}
+),
+
+subscription_items as (
+    select
+        subscription_id,
+        loaded_at
+    from {{ ref('stg_billing__subscription_items') }}
+),
+
+invoices as (
+    select
+        invoice_id,
+        customer_id,
+        loaded_at
+    from {{ ref('stg_billing__invoices') }}
+),
+
+invoice_lines as (
+    select
+        invoice_id,
+        loaded_at
+    from {{ ref('stg_billing__invoice_lines') }}
+),
+
+charges as (
+    select
+        customer_id,
+        invoice_id,
+        loaded_at
+    from {{ ref('stg_billing__charges') }}
+),
+
+previous_build as (
+    {% if is_incremental() %}
+        select
+            loaded_through,
+            as_of_date
+        from {{ this }}
+        where built_at = (select max(built_at) from {{ this }})
+        limit 1
+    {% else %}
+        select
+            null::timestamptz as loaded_through,
+            null::date as as_of_date
+        where false
+    {% endif %}
+),
+
+this_build as (
+    select
+        (select max(audit.loaded_at) from audit) as loaded_through,
+        {{ as_of_date() }} as as_of_date
+),
+
+bounds as (
+    select
+        this_build.loaded_through,
+        this_build.as_of_date,
+        previous_build.loaded_through as since,
+        -- the instants whose status can differ between the two as-of dates, a day wider
+        -- on each side than strictly needed
+        ((previous_build.as_of_date)::timestamp at time zone 'utc') as window_start_at,
+        ((this_build.as_of_date + 2)::timestamp at time zone 'utc') as window_end_at,
+        (
+            previous_build.loaded_through is null
+            or this_build.as_of_date < previous_build.as_of_date
+            or exists (
+                select 1
+                from audit
+                where
+                    audit.rows_replaced > 0
+                    and audit.loaded_at > previous_build.loaded_through
+            )
+        ) as rebuilds_all
+    from this_build
+    left join previous_build on true
+),
+
+changed as (
+    select customers.customer_id
+    from customers
+    inner join bounds on customers.loaded_at > bounds.since
+    union
+    select subscriptions.customer_id
+    from subscriptions
+    inner join bounds on subscriptions.loaded_at > bounds.since
+    union
+    select subscriptions.customer_id
+    from subscription_items
+    inner join bounds on subscription_items.loaded_at > bounds.since
+    inner join subscriptions
+        on subscription_items.subscription_id = subscriptions.subscription_id
+    union
+    select invoices.customer_id
+    from invoices
+    inner join bounds on invoices.loaded_at > bounds.since
+    union
+    select invoices.customer_id
+    from invoice_lines
+    inner join bounds on invoice_lines.loaded_at > bounds.since
+    inner join invoices
+        on invoice_lines.invoice_id = invoices.invoice_id
+    union
+    select coalesce(invoices.customer_id, charges.customer_id) as customer_id
+    from charges
+    inner join bounds on charges.loaded_at > bounds.since
+    left join invoices
+        on charges.invoice_id = invoices.invoice_id
+    union
+    select subscriptions.customer_id
+    from subscriptions
+    inner join bounds
+        on
+            subscriptions.started_at >= bounds.window_start_at
+            and subscriptions.started_at < bounds.window_end_at
+            or subscriptions.ended_at >= bounds.window_start_at
+            and subscriptions.ended_at < bounds.window_end_at
+            or subscriptions.cancel_at >= bounds.window_start_at
+            and subscriptions.cancel_at < bounds.window_end_at
+),
+
+logged as (
+    select '*' as customer_id
+    from bounds
+    where bounds.rebuilds_all
+    union all
+    select changed.customer_id
+    from changed
+    cross join bounds
+    where not bounds.rebuilds_all and changed.customer_id is not null
+),
+
+final as (
+    select
+        logged.customer_id::text as customer_id,
+        bounds.loaded_through::timestamptz as loaded_through,
+        bounds.as_of_date::date as as_of_date,
+        {{ build_stamp() }} as built_at
+    from logged
+    cross join bounds
+    union all
+    -- an empty night still records its watermark and as-of date
+    select
+        null::text as customer_id,
+        bounds.loaded_through::timestamptz as loaded_through,
+        bounds.as_of_date::date as as_of_date,
+        {{ build_stamp() }} as built_at
+    from bounds
+)
+
+select * from final
