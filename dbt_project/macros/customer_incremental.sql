@@ -1,8 +1,8 @@
 {#-
     Customer-incremental models: a night recomputes only the billing customers logged in
     int_revenue__changed_customers after the model's own last build (built_at), and, for
-    monthly models, every customer's months from the previous build's as-of month on
-    (their snapshot instant or existence depends on the as-of date). The rows of those
+    monthly models, every customer's months whose snapshot was not final at the previous
+    build's as-of date (see is_recomputed). The rows of those
     customers and months are deleted and inserted again in one transaction. A '*' in the
     log, an empty table or `--full-refresh` recompute everything.
 
@@ -11,20 +11,18 @@
         {{ customer_incremental_config(['subscription_id']) }}
         ... where {{ is_recomputed('subscriptions.customer_id') }}
 -#}
-{% macro customer_incremental_config(unique_key, month_column=none) %}
+{% macro customer_incremental_config(unique_key, month_column=none, flags_as_of_month=false) %}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[
-            {'columns': unique_key, 'unique': True},
-            {'columns': ['customer_id']},
-            {'columns': ['built_at']},
-        ],
+        indexes=[{'columns': unique_key, 'unique': True}, {'columns': ['built_at']}]
+            + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}]),
         meta={'test_scope': 'newest_build'},
         pre_hook=[
             "{{ capture_customer_changes() }}",
-            "{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none") ~ ") }}",
+            "{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
+            ~ ", " ~ flags_as_of_month ~ ") }}",
         ]
     ) }}
 {% endmacro %}
@@ -70,23 +68,26 @@
 
 
 {#- SQL condition: the row (customer, and month for monthly models) is recomputed in this
-    build. Always true when the model is built from scratch. -#}
-{% macro is_recomputed(customer_column, month_column=none) -%}
+    build. Always true when the model is built from scratch. A month's snapshot is final
+    once the as-of date has passed its last day, so the months from the one holding the
+    day after the previous as-of date are recomputed; a model that flags the as-of month
+    (flags_as_of_month) recomputes the previous as-of month too, as its flag moves. -#}
+{% macro is_recomputed(customer_column, month_column=none, flags_as_of_month=false) -%}
     {%- if is_incremental() -%}
     (
         (select changes.rebuilds_all from "{{ this.identifier }}__changes" as changes)
         or {{ customer_column }} in (
             select log.customer_id
             from {{ ref('int_revenue__changed_customers') }} as log
-            where log.built_at > (
-                select changes.since_built_at from "{{ this.identifier }}__changes" as changes
-            )
+            where
+                log.customer_id is not null
+                and log.built_at > (
+                    select changes.since_built_at
+                    from "{{ this.identifier }}__changes" as changes
+                )
         )
         {%- if month_column %}
-        or {{ month_column }} >= (
-            select date_trunc('month', changes.previous_as_of_date)::date
-            from "{{ this.identifier }}__changes" as changes
-        )
+        or {{ month_is_recomputed(month_column, flags_as_of_month) }}
         {%- endif %}
     )
     {%- else -%}
@@ -95,10 +96,26 @@
 {%- endmacro %}
 
 
-{% macro delete_recomputed_rows(month_column=none) %}
+{#- SQL condition: every customer's row of this month is recomputed (see above). -#}
+{% macro month_is_recomputed(month_column, flags_as_of_month=false) -%}
+    {%- if is_incremental() -%}
+    {{ month_column }} >= (
+        select
+            date_trunc(
+                'month', changes.previous_as_of_date + {{ 0 if flags_as_of_month else 1 }}
+            )::date
+        from "{{ this.identifier }}__changes" as changes
+    )
+    {%- else -%}
+    true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro delete_recomputed_rows(month_column=none, flags_as_of_month=false) %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where {{ is_recomputed('customer_id', month_column) }}
+    where {{ is_recomputed('customer_id', month_column, flags_as_of_month) }}
     {%- else -%}
     select 1
     {%- endif -%}

@@ -78,7 +78,7 @@ HISTORY_TABLE = "kpi_history"
 PUBLISH_OWNED = (HISTORY_TABLE,)
 PUBLISH_LOG_TABLE = "publish_log"
 # Columns that differ between two publishes of the same data: left out of checksums.
-RUN_METADATA_COLUMNS = ("run_id", "published_at")
+RUN_METADATA_COLUMNS = ("run_id", "published_at", "built_at")
 HISTORY_COLUMNS = ("run_id", "as_of_date", "published_at")
 # The comment publish puts on the schema it swaps out; ensure_build_schema removes it.
 SWAPPED_OUT_MARK = "dw: previous published generation"

@@ -15,22 +15,54 @@ lines as (
     select * from {{ ref('int_revenue__invoice_line_mrr') }}
 ),
 
+-- A build recomputes every month of the customers logged as changed, and the months
+-- whose snapshot was not final yet for everyone else (two joins, so each can use a
+-- narrow side; from scratch, the second is empty).
+changed_lines as (
+    select * from lines
+    where {{ is_recomputed('lines.customer_id') }}
+),
+
+other_lines as (
+    select * from lines
+    where not {{ is_recomputed('lines.customer_id') }}
+),
+
+recent_months as (
+    select * from months
+    where {{ month_is_recomputed('months.month') }}
+),
+
 covering as (
     select
-        lines.customer_id,
+        changed_lines.customer_id,
         months.month,
-        lines.subscription_id,
-        lines.annualised_amount
+        changed_lines.subscription_id,
+        changed_lines.annualised_amount
     from months
-    inner join lines
+    inner join changed_lines
         on
-            months.snapshot_at > lines.period_start_at
-            and months.snapshot_at <= lines.period_end_at
+            months.snapshot_at > changed_lines.period_start_at
+            and months.snapshot_at <= changed_lines.period_end_at
             and (
-                lines.subscription_ended_at is null
-                or months.snapshot_at <= lines.subscription_ended_at
+                changed_lines.subscription_ended_at is null
+                or months.snapshot_at <= changed_lines.subscription_ended_at
             )
-    where {{ is_recomputed('lines.customer_id', 'months.month') }}
+    union all
+    select
+        other_lines.customer_id,
+        recent_months.month,
+        other_lines.subscription_id,
+        other_lines.annualised_amount
+    from recent_months
+    inner join other_lines
+        on
+            recent_months.snapshot_at > other_lines.period_start_at
+            and recent_months.snapshot_at <= other_lines.period_end_at
+            and (
+                other_lines.subscription_ended_at is null
+                or recent_months.snapshot_at <= other_lines.subscription_ended_at
+            )
 ),
 
 final as (

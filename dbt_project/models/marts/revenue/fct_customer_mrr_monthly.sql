@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_revenue__changed_customers') }}
+{{ customer_incremental_config(['customer_id', 'month'], 'month', flags_as_of_month=true) }}
+
 -- One row per customer and month from the customer's first paying month through the
 -- as-of month, months without revenue included (mrr = 0).
 with
@@ -36,6 +39,7 @@ grid as (
     from first_paying
     inner join months
         on first_paying.first_paying_month <= months.month
+    where {{ is_recomputed('first_paying.customer_id', 'months.month', flags_as_of_month=true) }}
 ),
 
 final as (
@@ -48,7 +52,8 @@ final as (
         coalesce(customer_mrr.mrr, 0)::bigint as mrr,
         coalesce(customer_mrr.subscription_count, 0)::int as subscription_count,
         (coalesce(customer_mrr.mrr, 0) > 0)::boolean as is_active,
-        (grid.month = grid.first_paying_month)::boolean as is_first_paying_month
+        (grid.month = grid.first_paying_month)::boolean as is_first_paying_month,
+        {{ build_stamp() }} as built_at
     from grid
     left join customer_mrr
         on

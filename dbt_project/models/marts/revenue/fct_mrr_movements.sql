@@ -1,3 +1,6 @@
+-- depends_on: {{ ref('int_revenue__changed_customers') }}
+{{ customer_incremental_config(['customer_id', 'month'], 'month') }}
+
 -- One row per customer and month in which the customer's MRR changed (or started).
 -- Movements are computed on the customer's total, after rolling subscriptions up, so
 -- cancelling one of two subscriptions is a contraction, not a churn.
@@ -7,22 +10,36 @@ monthly as (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 
-with_history as (
+-- a customer has paid before a month exactly when the month is after its first paying
+-- month (the monthly grid starts there)
+first_paying as (
     select
         customer_id,
-        crm_account_id,
-        month,
-        mrr,
-        is_first_paying_month,
-        coalesce(lag(mrr) over customer_months, 0) as previous_mrr,
-        coalesce(
-            bool_or(is_active) over (
-                customer_months rows between unbounded preceding and 1 preceding
-            ),
-            false
-        ) as has_paid_before
+        month as first_paying_month
     from monthly
-    window customer_months as (partition by customer_id order by month)
+    where is_first_paying_month
+),
+
+-- the months this build recomputes, and the month before each (its previous MRR)
+scoped as (
+    select *
+    from monthly
+    where {{ is_recomputed('monthly.customer_id', "(monthly.month + interval '1 month')::date") }}
+),
+
+with_history as (
+    select
+        scoped.customer_id,
+        scoped.crm_account_id,
+        scoped.month,
+        scoped.mrr,
+        scoped.is_first_paying_month,
+        coalesce(lag(scoped.mrr) over customer_months, 0) as previous_mrr,
+        coalesce(scoped.month > first_paying.first_paying_month, false) as has_paid_before
+    from scoped
+    left join first_paying
+        on scoped.customer_id = first_paying.customer_id
+    window customer_months as (partition by scoped.customer_id order by scoped.month)
 ),
 
 categorised as (
@@ -46,9 +63,12 @@ final as (
         movement_category::text as movement_category,
         previous_mrr::bigint as previous_mrr,
         mrr::bigint as current_mrr,
-        (mrr - previous_mrr)::bigint as mrr_delta
+        (mrr - previous_mrr)::bigint as mrr_delta,
+        {{ build_stamp() }} as built_at
     from categorised
-    where movement_category is not null
+    where
+        movement_category is not null
+        and {{ is_recomputed('customer_id', 'month') }}
 )
 
 select * from final
