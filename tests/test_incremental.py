@@ -5,9 +5,9 @@ loaded and built incrementally (the large staging tables only read that day's ro
 revenue models only recompute the customers it touched); every incremental table and
 every mart must then equal a `--full-refresh` build of the same raw data. Then the day
 is loaded again with part of its survey export gone (a rerun that replaces a batch): the
-incremental build must drop those responses, and again equal a full rebuild. Last, a
-build three weeks later with no new data (only the as-of date moves) must equal a full
-rebuild as well.
+incremental build must drop those responses, and again equal a full rebuild. Then a
+build three weeks later with no new data (only the as-of date moves), and one with a
+different win-back window, must equal a full rebuild as well.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from defection_warehouse.billing_server import BillingServer
 from defection_warehouse.config import INTERMEDIATE_SCHEMA, STAGING_SCHEMA, Settings
 from defection_warehouse.contracts import SOURCES
 from defection_warehouse.db import table_checksum
-from defection_warehouse.dbt_runner import DBT_DIR, DbtError, run_dbt
+from defection_warehouse.dbt_runner import DBT_DIR, NIGHTLY_FLAGS, DbtError, run_dbt
 from defection_warehouse.pipeline import Endpoints, extract, load
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.next_day import add_day
@@ -85,9 +85,10 @@ def _recomputed(url: str) -> tuple[set[str], int, int]:
     return logged, rewritten, held
 
 
-def _build(url: str, settings: Settings, day: date, *, full: bool = False) -> None:
-    run_dbt(["build", "--quiet", *(["--full-refresh"] if full else [])], url,
-            schema=settings.build_schema, vars_={"as_of_date": day.isoformat()})
+def _build(url: str, settings: Settings, day: date, *, full: bool = False,
+           **vars_: object) -> None:
+    run_dbt(["build", "--quiet", *NIGHTLY_FLAGS, *(["--full-refresh"] if full else [])], url,
+            schema=settings.build_schema, vars_={"as_of_date": day.isoformat(), **vars_})
 
 
 def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
@@ -153,6 +154,15 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         assert "*" not in logged and logged
         _build(warehouse_url, settings, later, full=True)
         assert _state(warehouse_url, settings, models) == aged
+
+        # A shorter win-back window (a var) changes defections without any new data:
+        # every customer is recomputed.
+        _build(warehouse_url, settings, later, winback_window_days=20)
+        assert _recomputed(warehouse_url)[0] == {"*"}
+        shorter = _state(warehouse_url, settings, models)
+        assert shorter != aged
+        _build(warehouse_url, settings, later, full=True, winback_window_days=20)
+        assert _state(warehouse_url, settings, models) == shorter
     with psycopg.connect(warehouse_url) as conn:
         gone = conn.execute(
             "select count(*) from staging.stg_survey__responses where response_id = any(%s)",

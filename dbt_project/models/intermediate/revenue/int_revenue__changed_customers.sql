@@ -1,6 +1,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='append_new_columns',
     indexes=[{'columns': ['built_at']}]
 ) }}
 
@@ -9,7 +10,8 @@
 -- customers with a subscription starting or ending between the previous build's as-of
 -- date and this one's (an end that was in the future has now happened). customer_id '*'
 -- stands for every customer: the first build, a day of data loaded again (versions may
--- have gone), or an as-of date earlier than the previous build's. The customer-
+-- have gone), an as-of date earlier than the previous build's, or other settings (vars)
+-- of the revenue models. The customer-
 -- incremental revenue models recompute the customers logged after their own last build.
 with
 
@@ -70,14 +72,16 @@ previous_build as (
     {% if is_incremental() %}
         select
             loaded_through,
-            as_of_date
+            as_of_date,
+            revenue_settings
         from {{ this }}
         where built_at = (select max(built_at) from {{ this }})
         limit 1
     {% else %}
         select
             null::timestamptz as loaded_through,
-            null::date as as_of_date
+            null::date as as_of_date,
+            null::text as revenue_settings
         where false
     {% endif %}
 ),
@@ -85,13 +89,17 @@ previous_build as (
 this_build as (
     select
         (select max(audit.loaded_at) from audit) as loaded_through,
-        {{ as_of_date() }} as as_of_date
+        {{ as_of_date() }} as as_of_date,
+        -- the vars the revenue models read: a change recomputes every customer
+        'dunning_window_days={{ var("dunning_window_days") }};'
+        || 'winback_window_days={{ var("winback_window_days") }}' as revenue_settings
 ),
 
 bounds as (
     select
         this_build.loaded_through,
         this_build.as_of_date,
+        this_build.revenue_settings,
         previous_build.loaded_through as since,
         -- the instants whose status can differ between the two as-of dates, a day wider
         -- on each side than strictly needed
@@ -100,6 +108,7 @@ bounds as (
         (
             previous_build.loaded_through is null
             or this_build.as_of_date < previous_build.as_of_date
+            or this_build.revenue_settings is distinct from previous_build.revenue_settings
             or exists (
                 select 1
                 from audit
@@ -171,6 +180,7 @@ final as (
         logged.customer_id::text as customer_id,
         bounds.loaded_through::timestamptz as loaded_through,
         bounds.as_of_date::date as as_of_date,
+        bounds.revenue_settings::text as revenue_settings,
         {{ build_stamp() }} as built_at
     from logged
     cross join bounds
@@ -180,6 +190,7 @@ final as (
         null::text as customer_id,
         bounds.loaded_through::timestamptz as loaded_through,
         bounds.as_of_date::date as as_of_date,
+        bounds.revenue_settings::text as revenue_settings,
         {{ build_stamp() }} as built_at
     from bounds
 )
