@@ -122,7 +122,9 @@ usage_snapshots as (
     where not coalesce(is_deleted, false)
 ),
 
-activities as (
+-- not materialized: each checkpoint looks up its account's last touchpoint through the
+-- (account_id, occurred_at) index instead of joining every activity of the account
+activities as not materialized (
     select
         account_id,
         occurred_at
@@ -426,6 +428,11 @@ failed_adoption as (
 ),
 
 -- -------------------------------------------------------------- ticket-based signals
+{%- set ticket_signals -%}
+    'product_issues_bug_volume', 'product_issues_unresolved_bug',
+    'slow_resolution_first_response', 'slow_resolution_resolution_time',
+    'poor_service_low_csat', 'hassle_billing_ticket'
+{%- endset %}
 window_tickets as (
     select
         windows.checkpoint_id,
@@ -454,11 +461,14 @@ window_tickets as (
             windows.crm_account_id = tickets.account_id
             and windows.window_start_at <= tickets.opened_at
             and windows.window_end_at > tickets.opened_at
-    where windows.signal_id in (
-        'product_issues_bug_volume', 'product_issues_unresolved_bug',
-        'slow_resolution_first_response', 'slow_resolution_resolution_time',
-        'poor_service_low_csat', 'hassle_billing_ticket'
-    )
+            -- the longest ticket window, so the planner drops older tickets before
+            -- pairing them with each rule
+            and windows.window_end_at - (
+                select make_interval(days => max(ticket_rules.lookback_days))
+                from rules as ticket_rules
+                where ticket_rules.signal_id in ({{ ticket_signals }})
+            ) <= tickets.opened_at
+    where windows.signal_id in ({{ ticket_signals }})
 ),
 
 qualifying_tickets as (
@@ -623,14 +633,17 @@ involuntary as (
 last_touchpoint as (
     select
         windows.checkpoint_id,
-        max(activities.occurred_at) as last_touch_at
+        last_touch.last_touch_at
     from windows
-    inner join activities
-        on
-            windows.crm_account_id = activities.account_id
-            and windows.window_end_at > activities.occurred_at
+    cross join
+        lateral (
+            select max(activities.occurred_at) as last_touch_at
+            from activities
+            where
+                activities.account_id = windows.crm_account_id
+                and activities.occurred_at < windows.window_end_at
+        ) as last_touch
     where windows.signal_id = 'neglect_no_touchpoint'
-    group by windows.checkpoint_id
 ),
 
 recent_surveys as (

@@ -1,4 +1,6 @@
-{{ incremental_staging_config(['activity_id'], 'crm') }}
+{{ incremental_staging_config(
+    ['activity_id'], 'crm', extra_indexes=[{'columns': ['account_id', 'occurred_at']}]
+) }}
 
 with
 
