@@ -24,20 +24,31 @@ cohort_sizes as (
     group by cohort_month
 ),
 
+-- every customer-month with the customer's cohort: its first row, as a customer's months
+-- start at the first paying month (read in the order of the (customer_id, month) index,
+-- without joining the cohorts back)
+with_cohort as (
+    select
+        month,
+        mrr,
+        is_active,
+        first_value(month) over customer_months as cohort_month
+    from monthly
+    window customer_months as (partition by customer_id order by month)
+),
+
 cohort_months as (
     select
-        cohorts.cohort_month,
+        cohort_month,
         (
-            (extract(year from monthly.month) - extract(year from cohorts.cohort_month)) * 12
-            + extract(month from monthly.month) - extract(month from cohorts.cohort_month)
+            (extract(year from month) - extract(year from cohort_month)) * 12
+            + extract(month from month) - extract(month from cohort_month)
         )::int as months_since_start,
-        monthly.month,
-        count(*) filter (where monthly.is_active) as active_customers,
-        sum(monthly.mrr) as mrr
-    from cohorts
-    inner join monthly
-        on cohorts.customer_id = monthly.customer_id
-    group by cohorts.cohort_month, monthly.month
+        month,
+        count(*) filter (where is_active) as active_customers,
+        sum(mrr) as mrr
+    from with_cohort
+    group by cohort_month, month
 ),
 
 final as (

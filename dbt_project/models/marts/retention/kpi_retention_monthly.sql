@@ -56,21 +56,32 @@ movement_sums as (
     group by month
 ),
 
+-- every customer-month with the customer's MRR 12 months earlier: a customer's months
+-- have no gaps from the first paying month on, so that is the 12th row before (read in
+-- the order of the (customer_id, month) index, without a self-join)
+twelve_months_on as (
+    select
+        month,
+        mrr,
+        lag(mrr, 12) over customer_months as mrr_12_months_earlier,
+        lag(month, 12) over customer_months as month_12_months_earlier
+    from monthly
+    window customer_months as (partition by customer_id order by month)
+),
+
 -- customers paying 12 months earlier and what they pay now
 trailing_12 as (
     select
-        now_.month,
-        coalesce(sum(least(now_.mrr, then_.mrr)), 0) as grr_t12_numerator,
-        coalesce(sum(now_.mrr), 0) as nrr_t12_numerator,
-        coalesce(sum(then_.mrr), 0) as t12_starting_mrr,
+        month,
+        coalesce(sum(least(mrr, mrr_12_months_earlier)), 0) as grr_t12_numerator,
+        coalesce(sum(mrr), 0) as nrr_t12_numerator,
+        coalesce(sum(mrr_12_months_earlier), 0) as t12_starting_mrr,
         count(*) as t12_starting_customers
-    from monthly as then_
-    inner join monthly as now_
-        on
-            then_.customer_id = now_.customer_id
-            and now_.month = (then_.month + interval '12 months')::date
-    where then_.is_active
-    group by now_.month
+    from twelve_months_on
+    where
+        mrr_12_months_earlier > 0
+        and month_12_months_earlier = (month - interval '12 months')::date
+    group by month
 ),
 
 defection_sums as (
