@@ -71,11 +71,12 @@ charges as (
 previous_build as (
     {% if is_incremental() %}
         select
-            loaded_through,
-            as_of_date,
-            revenue_settings
-        from {{ this }}
-        where built_at = (select max(built_at) from {{ this }})
+            previous.loaded_through,
+            previous.as_of_date,
+            previous.revenue_settings
+        from {{ this }} as previous
+        where previous.built_at = (select max(latest.built_at) from {{ this }} as latest)
+        order by previous.loaded_through desc
         limit 1
     {% else %}
         select
