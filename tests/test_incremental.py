@@ -6,8 +6,9 @@ revenue models only recompute the customers it touched); every incremental table
 every mart must then equal a `--full-refresh` build of the same raw data. Then the day
 is loaded again with part of its survey export gone (a rerun that replaces a batch): the
 incremental build must drop those responses, and again equal a full rebuild. Then a
-build three weeks later with no new data (only the as-of date moves), and one with a
-different win-back window, must equal a full rebuild as well.
+build three weeks later with no new data (only the as-of date moves), one with a
+different win-back window, and one whose as-of date moves past subscriptions that ended
+since the previous build's as-of date must equal a full rebuild as well.
 """
 
 from __future__ import annotations
@@ -163,6 +164,17 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         assert shorter != aged
         _build(warehouse_url, settings, later, full=True, winback_window_days=20)
         assert _state(warehouse_url, settings, models) == shorter
+
+        # Built as of two weeks before the newest data, then as of three weeks after it:
+        # subscriptions that ended in between (in the data all along) end only now, and
+        # their customers are recomputed through the as-of window of the change log.
+        _build(warehouse_url, settings, NEXT - timedelta(days=14), full=True)
+        _build(warehouse_url, settings, later)
+        logged, _, _ = _recomputed(warehouse_url)
+        assert "*" not in logged and logged
+        moved = _state(warehouse_url, settings, models)
+        _build(warehouse_url, settings, later, full=True)
+        assert _state(warehouse_url, settings, models) == moved
     with psycopg.connect(warehouse_url) as conn:
         gone = conn.execute(
             "select count(*) from staging.stg_survey__responses where response_id = any(%s)",
