@@ -174,6 +174,10 @@ logged as (
     from changed
     cross join bounds
     where not bounds.rebuilds_all and changed.customer_id is not null
+    union all
+    -- every build records its watermark, as-of date and settings, even one that found no
+    -- change
+    select null as customer_id
 ),
 
 final as (
@@ -185,15 +189,6 @@ final as (
         {{ build_stamp() }} as built_at
     from logged
     cross join bounds
-    union all
-    -- an empty night still records its watermark and as-of date
-    select
-        null::text as customer_id,
-        bounds.loaded_through::timestamptz as loaded_through,
-        bounds.as_of_date::date as as_of_date,
-        bounds.revenue_settings::text as revenue_settings,
-        {{ build_stamp() }} as built_at
-    from bounds
 )
 
 select * from final
