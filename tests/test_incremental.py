@@ -7,8 +7,9 @@ every mart must then equal a `--full-refresh` build of the same raw data. Then t
 is loaded again with part of its survey export gone (a rerun that replaces a batch): the
 incremental build must drop those responses, and again equal a full rebuild. Then a
 build three weeks later with no new data (only the as-of date moves), one with a
-different win-back window, and one whose as-of date moves past subscriptions that ended
-since the previous build's as-of date must equal a full rebuild as well.
+different win-back window, one whose as-of date moves past subscriptions that ended
+since the previous build's as-of date, and one after a day's batches arrive late (after
+the next day's) must equal a full rebuild as well.
 """
 
 from __future__ import annotations
@@ -175,6 +176,23 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         moved = _state(warehouse_url, settings, models)
         _build(warehouse_url, settings, later, full=True)
         assert _state(warehouse_url, settings, models) == moved
+
+        # A day that arrives late: its batches are extracted on time, but loaded after
+        # the next day's. The staging tables must keep the next day's versions of the
+        # keys both days carry (a late batch is not newer for being loaded last).
+        d2, d3 = later + timedelta(days=1), later + timedelta(days=2)
+        add_day(crm, sample, d2, seed=6)
+        for source in SOURCES:
+            extract(source, d2, endpoints, settings)
+        add_day(crm, sample, d3, seed=7)
+        night(d3)
+        _build(warehouse_url, settings, d3)
+        for source in SOURCES:
+            load(source, d2, endpoints, settings)
+        _build(warehouse_url, settings, d3)
+        late = _state(warehouse_url, settings, models)
+        _build(warehouse_url, settings, d3, full=True)
+        assert _state(warehouse_url, settings, models) == late
     with psycopg.connect(warehouse_url) as conn:
         gone = conn.execute(
             "select count(*) from staging.stg_survey__responses where response_id = any(%s)",

@@ -1,9 +1,16 @@
 {#-
     Staging of a large incremental source as an incremental table: the newest version of
     every key, like latest_version(), but a night only reads the raw rows loaded since the
-    table was last built (the loader stamps every row with its load time, _loaded_at) and
-    recomputes the newest version of the keys those rows touch, from every batch of raw,
-    so a late-loaded older day never wins over a newer version.
+    table was last built (the loader stamps every row with its load time, _loaded_at, and
+    indexes it with BRIN, so those rows are found without reading all of raw).
+
+    On an ordinary night every batch loaded since the last build is for a later day than
+    every batch loaded before, so a new row outranks the older versions of its key unless
+    the row the table holds has a newer change time (the order_by column ranked before
+    _logical_date, e.g. updated_at): the night compares its newest rows with the table's
+    rows and never reads the older batches. When a batch for an earlier day arrives late
+    (a backfill), the newest version of every key the night touched is recomputed from
+    every batch of raw instead, so a late-loaded older day never wins.
 
     A batch that was loaded again since the last build (a rerun or backfill of a day
     already loaded) may have dropped versions the table holds: the pre-hook
@@ -11,21 +18,90 @@
     from all of raw. `--full-refresh` rebuilds it as well.
 -#}
 {% macro incremental_latest_version(relation, key_columns, order_by) %}
-    {%- if is_incremental() %}
+    {%- if is_incremental() and execute %}
         {%- set keys = key_columns | join(', ') %}
-        {%- set touched -%}
+        {%- set state = incremental_load_state(relation) %}
+        {%- set since = "'" ~ state['since'] ~ "'::timestamptz" %}
+        {%- set ranked_first = order_by.split(',')[0].split()[0] %}
+        {%- if state['in_order'] and ranked_first == '_logical_date' %}
+    {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+        {%- elif state['in_order'] and order_by.split(',')[1].split()[0] == '_logical_date' %}
+    select newest.*
+    from (
+        {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+    ) as newest
+    left join {{ this }} as existing
+        on
+        {%- for key in key_columns %}
+            {% if not loop.first %}and {% endif %}newest.{{ key }} = existing.{{ key }}
+        {%- endfor %}
+    -- the row the table holds wins when its change time ranks first (nulls first, as in
+    -- `order by ... desc`); on a tie the new row, of a later day, wins
+    where
+        existing.{{ key_columns[0] }} is null
+        or not coalesce(
+            existing.{{ ranked_first }} is null and newest.{{ ranked_first }} is not null
+            or existing.{{ ranked_first }} > newest.{{ ranked_first }},
+            false
+        )
+        {%- else %}
+            {%- set touched -%}
             ({{ keys }}) in (
                 select {{ keys }}
                 from {{ relation }}
-                where _loaded_at > (
-                    select coalesce(max(loaded_at), '-infinity'::timestamptz) from {{ this }}
-                )
+                where _loaded_at > {{ since }}
             )
-        {%- endset %}
-        {{ latest_version(relation, key_columns, order_by, where=touched) }}
+            {%- endset %}
+    {{ latest_version(relation, key_columns, order_by, where=touched) }}
+        {%- endif %}
     {%- else %}
-        {{ latest_version(relation, key_columns, order_by) }}
+    {{ latest_version(relation, key_columns, order_by) }}
     {%- endif %}
+{% endmacro %}
+
+
+{#- Fixed when the model is compiled, so the planner sees literals: `since`, the newest
+    load the table holds (its max loaded_at), and `in_order`, whether every load of the
+    source table since then is for a later day than every load before it (from the load
+    audit, whose loaded_at is the load transaction's time, as the rows' _loaded_at).
+    A model is compiled before its pre-hooks run: when reset_if_batches_replaced() is
+    about to empty the table, `since` is -infinity, so the night reads all of raw. -#}
+{% macro incremental_load_state(relation) %}
+    {%- set query -%}
+        with held as (
+            select max(loaded_at) as loaded_at from {{ this }}
+        ),
+        audit as (
+            select
+                audit.logical_date,
+                audit.rows_replaced,
+                audit.loaded_at > coalesce(held.loaded_at, '-infinity') as is_new
+            from {{ source('raw_meta', 'load_audit') }} as audit
+            cross join held
+            where
+                audit.source = '{{ relation.schema | replace("raw_", "", 1) }}'
+                and audit.status = 'loaded'
+        ),
+        resets as (
+            select
+                held.loaded_at is null
+                or exists (select 1 from audit where is_new and rows_replaced > 0) as resets
+            from held
+        )
+        select
+            case
+                when resets.resets then '-infinity'
+                else (select loaded_at from held)::text
+            end,
+            resets.resets or coalesce(
+                (select min(logical_date) from audit where is_new)
+                > (select max(logical_date) from audit where not is_new),
+                true
+            )
+        from resets
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {{ return({'since': row[0], 'in_order': row[1]}) }}
 {% endmacro %}
 
 

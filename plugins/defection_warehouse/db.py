@@ -48,9 +48,14 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
             )
         )
     index = sql.Identifier(f"{entity.name}__logical_date")
+    # Rows are appended in load order, so a BRIN index on the load stamp is tiny and lets
+    # the incremental staging models read only the rows loaded since their last build.
+    loaded_index = sql.Identifier(f"{entity.name}__loaded_at")
     return [
         sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(", ").join(cols)),
         sql.SQL("create index if not exists {} on {} (_logical_date)").format(index, table),
+        sql.SQL("create index if not exists {} on {} using brin (_loaded_at)").format(
+            loaded_index, table),
     ]
 
 

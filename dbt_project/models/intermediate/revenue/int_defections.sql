@@ -71,7 +71,9 @@ ending_subscriptions as (
 ),
 
 -- first failed charge of every invoice that was never paid
-unpaid_failures as (
+-- (of the ending subscriptions only, materialized: the planner cannot tell how few
+-- subscriptions end in a night's recomputed customers and would re-run it per row)
+unpaid_failures as materialized (
     select
         invoices.subscription_id,
         min(charges.created_at) as first_failed_at
@@ -81,6 +83,9 @@ unpaid_failures as (
     where
         invoices.invoice_status in ('open', 'uncollectible')
         and charges.charge_status = 'failed'
+        and invoices.subscription_id in (
+            select ending_subscriptions.subscription_id from ending_subscriptions
+        )
     group by invoices.invoice_id, invoices.subscription_id
 ),
 

@@ -1,4 +1,6 @@
-{{ incremental_staging_config(['charge_id'], 'billing') }}
+{{ incremental_staging_config(
+    ['charge_id'], 'billing', extra_indexes=[{'columns': ['invoice_id']}]
+) }}
 
 with
 

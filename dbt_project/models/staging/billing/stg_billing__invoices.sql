@@ -1,4 +1,6 @@
-{{ incremental_staging_config(['invoice_id'], 'billing') }}
+{{ incremental_staging_config(
+    ['invoice_id'], 'billing', extra_indexes=[{'columns': ['subscription_id']}]
+) }}
 
 with
 
