@@ -630,22 +630,6 @@ involuntary as (
 ),
 
 -- --------------------------------------------------------------------------- neglect
-last_touchpoint as (
-    select
-        windows.checkpoint_id,
-        last_touch.last_touch_at
-    from windows
-    cross join
-        lateral (
-            select max(activities.occurred_at) as last_touch_at
-            from activities
-            where
-                activities.account_id = windows.crm_account_id
-                and activities.occurred_at < windows.window_end_at
-        ) as last_touch
-    where windows.signal_id = 'neglect_no_touchpoint'
-),
-
 recent_surveys as (
     select
         windows.checkpoint_id,
@@ -661,26 +645,39 @@ recent_surveys as (
     group by windows.checkpoint_id
 ),
 
-silence as (
-    select
-        windows.checkpoint_id,
-        windows.signal_id,
-        windows.threshold,
-        windows.lookback_days,
-        windows.min_count,
-        last_touchpoint.last_touch_at,
-        -- silence counts from the last touchpoint, or from the start of the relationship
-        greatest(last_touchpoint.last_touch_at, windows.relationship_started_at)
-            as silent_since,
-        windows.window_end_at
+-- the checkpoints without a survey answered in the window, and only they (the survey
+-- condition rules most out) look up their account's last touchpoint
+silent_checkpoints as (
+    select windows.*
     from windows
-    left join last_touchpoint
-        on windows.checkpoint_id = last_touchpoint.checkpoint_id
     left join recent_surveys
         on windows.checkpoint_id = recent_surveys.checkpoint_id
     where
         windows.signal_id = 'neglect_no_touchpoint'
         and recent_surveys.checkpoint_id is null
+),
+
+silence as (
+    select
+        silent_checkpoints.checkpoint_id,
+        silent_checkpoints.signal_id,
+        silent_checkpoints.threshold,
+        silent_checkpoints.lookback_days,
+        silent_checkpoints.min_count,
+        last_touch.last_touch_at,
+        -- silence counts from the last touchpoint, or from the start of the relationship
+        greatest(last_touch.last_touch_at, silent_checkpoints.relationship_started_at)
+            as silent_since,
+        silent_checkpoints.window_end_at
+    from silent_checkpoints
+    cross join
+        lateral (
+            select max(activities.occurred_at) as last_touch_at
+            from activities
+            where
+                activities.account_id = silent_checkpoints.crm_account_id
+                and activities.occurred_at < silent_checkpoints.window_end_at
+        ) as last_touch
 ),
 
 neglect as (

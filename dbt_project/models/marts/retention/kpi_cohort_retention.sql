@@ -2,7 +2,9 @@
 -- month through the as-of month. Month 0 is the cohort month itself (everyone paying).
 with
 
-monthly as (
+-- not materialized (it is read twice): the window below then reads the table in the
+-- order of its (customer_id, month) index instead of sorting it
+monthly as not materialized (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 

@@ -13,7 +13,9 @@ months as (
     from {{ ref('int_revenue__months') }}
 ),
 
-monthly as (
+-- not materialized (it is read twice): the window below then reads the table in the
+-- order of its (customer_id, month) index instead of sorting it
+monthly as not materialized (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 
