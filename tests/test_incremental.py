@@ -1,15 +1,16 @@
 """Incremental builds: a night's build equals a full rebuild of the same data.
 
-A small business is extracted, loaded and built; one more day of ordinary business is
-loaded and built incrementally (the large staging tables only read that day's rows, the
-revenue models only recompute the customers it touched); every incremental table and
-every mart must then equal a `--full-refresh` build of the same raw data. Then the day
-is loaded again with part of its survey export gone (a rerun that replaces a batch): the
-incremental build must drop those responses, and again equal a full rebuild. Then a
-build three weeks later with no new data (only the as-of date moves), one with a
-different win-back window, one whose as-of date moves past subscriptions that ended
-since the previous build's as-of date, and one after a day's batches arrive late (after
-the next day's) must equal a full rebuild as well.
+A small business is extracted, loaded and built; one more day of ordinary business (and
+two contacts changing e-mail addresses) is loaded and built incrementally (the large
+staging tables only read that day's rows, the revenue models only recompute the
+customers it touched, the survey matching only the addresses it touched); every
+incremental table and every mart must then equal a `--full-refresh` build of the same
+raw data. Then the day is loaded again with part of its survey export gone (a rerun that
+replaces a batch): the incremental build must drop those responses, and again equal a
+full rebuild. Then a build three weeks later with no new data (only the as-of date
+moves), one with a different win-back window, one whose as-of date moves past
+subscriptions that ended since the previous build's as-of date, and one after a day's
+batches arrive late (after the next day's) must equal a full rebuild as well.
 """
 
 from __future__ import annotations
@@ -87,6 +88,29 @@ def _recomputed(url: str) -> tuple[set[str], int, int]:
     return logged, rewritten, held
 
 
+def _change_contact_emails(crm: str, url: str, day: date) -> tuple[int, tuple[int, int]]:
+    """On `day`, a contact whose e-mail answered surveys moves to a new address, and the
+    oldest other contact takes over the address of a second one: the responses of both
+    addresses must be matched again. Returns the first contact and (taker, second)."""
+    with psycopg.connect(url) as conn:
+        first, second = (c for (c,) in conn.execute(
+            f"select contact_id from {INTERMEDIATE_SCHEMA}.int_survey__responses_matched "
+            "where contact_id is not null group by contact_id "
+            "order by count(*) desc, contact_id limit 2"))
+    stamp = f"{day.isoformat()} 12:00:00+00"
+    with psycopg.connect(crm) as conn:
+        taker = conn.execute(
+            "select contact_id from crm.contacts where contact_id <> all(%s) "
+            "and not coalesce(is_deleted, false) order by created_at, contact_id limit 1",
+            ([first, second],)).fetchone()[0]
+        conn.execute("update crm.contacts set email = 'moved.' || contact_id || "
+                     "'@example.test', updated_at = %s where contact_id = %s", (stamp, first))
+        conn.execute("update crm.contacts set email = (select email from crm.contacts "
+                     "where contact_id = %s), updated_at = %s where contact_id = %s",
+                     (second, stamp, taker))
+    return first, (taker, second)
+
+
 def _build(url: str, settings: Settings, day: date, *, full: bool = False,
            **vars_: object) -> None:
     run_dbt(["build", "--quiet", *NIGHTLY_FLAGS, *(["--full-refresh"] if full else [])], url,
@@ -120,8 +144,17 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         first_oids = _oids(warehouse_url, models)
 
         add_day(crm, sample, NEXT, seed=5)
+        moved, taken_over = _change_contact_emails(crm, warehouse_url, NEXT)
         night(NEXT)
         _build(warehouse_url, settings, NEXT)
+        # the survey matching followed the e-mail changes of that day
+        with psycopg.connect(warehouse_url) as conn:
+            matched = dict(conn.execute(
+                f"select contact_id, count(*) from {INTERMEDIATE_SCHEMA}."
+                "int_survey__responses_matched where contact_id = any(%s) group by 1",
+                ([moved, taken_over[0], taken_over[1]],)).fetchall())
+        assert moved not in matched and taken_over[1] not in matched
+        assert matched.get(taken_over[0], 0) > 0
         # incremental: rows merged into the same tables, not rebuilt
         assert _oids(warehouse_url, models) == first_oids
         incremental = _state(warehouse_url, settings, models)

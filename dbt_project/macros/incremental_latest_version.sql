@@ -173,3 +173,19 @@
     select * from {{ cte }}
     {%- endif %}
 {% endmacro %}
+
+
+{#- Pre-hook of an incremental model keyed on the rows of one incremental upstream model:
+    empty the table when every row the upstream holds was written after the table's
+    last build (the upstream was rebuilt: a day loaded again, or a full refresh of it
+    alone), so rows whose upstream rows are gone go too and everything is built again. -#}
+{% macro reset_if_source_rebuilt(upstream) %}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where
+        (select min(built_at) from {{ upstream }})
+        > (select max(built_at) from {{ this }})
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{% endmacro %}
