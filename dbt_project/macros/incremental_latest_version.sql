@@ -22,10 +22,14 @@
         {%- set keys = key_columns | join(', ') %}
         {%- set state = incremental_load_state(relation) %}
         {%- set since = "'" ~ state['since'] ~ "'::timestamptz" %}
-        {%- set ranked_first = order_by.split(',')[0].split()[0] %}
+        {%- set ranked = [] %}
+        {%- for term in order_by.split(',') %}
+            {%- do ranked.append(term.split()[0]) %}
+        {%- endfor %}
+        {%- set ranked_first = ranked[0] %}
         {%- if state['in_order'] and ranked_first == '_logical_date' %}
     {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
-        {%- elif state['in_order'] and order_by.split(',')[1].split()[0] == '_logical_date' %}
+        {%- elif state['in_order'] and ranked[1:2] == ['_logical_date'] %}
     select newest.*
     from (
         {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
