@@ -78,7 +78,6 @@
         audit as (
             select
                 audit.logical_date,
-                audit.rows_replaced,
                 audit.loaded_at > coalesce(held.loaded_at, '-infinity') as is_new
             from {{ source('raw_meta', 'load_audit') }} as audit
             cross join held
@@ -89,7 +88,8 @@
         resets as (
             select
                 held.loaded_at is null
-                or exists (select 1 from audit where is_new and rows_replaced > 0) as resets
+                or {{ batches_replaced_after(
+                    relation.schema | replace("raw_", "", 1), 'held.loaded_at') }} as resets
             from held
         )
         select
@@ -129,24 +129,32 @@
 
 
 {#- Pre-hook of the incremental staging tables: empty the table when a load of the
-    source replaced rows (status loaded, rows_replaced > 0) after the newest load the
-    table holds. load_audit.loaded_at is the load transaction's time, as _loaded_at. -#}
+    source replaced rows after the newest load the table holds. -#}
 {% macro reset_if_batches_replaced(source_name) %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where exists (
-        select 1
-        from {{ source('raw_meta', 'load_audit') }} as audit
-        where
-            audit.source = '{{ source_name }}'
-            and audit.status = 'loaded'
-            and audit.rows_replaced > 0
-            and audit.loaded_at > (select max(loaded_at) from {{ this }})
-    )
+    where {{ batches_replaced_after(source_name, '(select max(loaded_at) from ' ~ this ~ ')') }}
     {%- else -%}
     select 1
     {%- endif -%}
 {% endmacro %}
+
+
+{#- SQL condition: a load of the source replaced rows (status loaded, rows_replaced > 0)
+    after `loaded_at`. The reset pre-hook and incremental_load_state() (which must
+    foresee the reset, as a model is compiled before its pre-hooks run) share it.
+    load_audit.loaded_at is the load transaction's time, as the rows' _loaded_at. -#}
+{% macro batches_replaced_after(source_name, loaded_at) -%}
+    exists (
+        select 1
+        from {{ source('raw_meta', 'load_audit') }} as replacing
+        where
+            replacing.source = '{{ source_name }}'
+            and replacing.status = 'loaded'
+            and replacing.rows_replaced > 0
+            and replacing.loaded_at > {{ loaded_at }}
+    )
+{%- endmacro %}
 
 
 {#- The rows of `cte` that differ from the row the table holds for their key (or are new),
