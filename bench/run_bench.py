@@ -195,7 +195,7 @@ def run_timed_dbt(args: list[str], url: str, day: date) -> float:
     from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
 
     t0 = time.perf_counter()
-    run_dbt([*args, *NIGHTLY_FLAGS], url, vars_={"as_of_date": day.isoformat()})
+    run_dbt([*args, *NIGHTLY_FLAGS], url, as_of=day)
     return time.perf_counter() - t0
 
 

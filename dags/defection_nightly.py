@@ -42,7 +42,7 @@ from defection_warehouse.dbt_airflow import (
     WarehouseProfileMapping,
     manifest_path,
 )
-from defection_warehouse.dbt_runner import NIGHTLY_FLAGS
+from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS
 
 
 def _notify_failure(context) -> None:
@@ -148,7 +148,7 @@ def defection_nightly():
         if params["full_refresh"]:
             args.append("--full-refresh")
         run_dbt(args, url, schema=settings.build_schema,
-                vars_={"as_of_date": data_interval_start.date().isoformat()})
+                as_of=data_interval_start.date())
 
     @task
     def validate_build(data_interval_start=None, run_id=None) -> str:
@@ -205,7 +205,8 @@ def defection_nightly():
                        # a relationship test runs with the later of its two models
                        "dbt_cmd_flags": ["--indirect-selection", "buildable", *NIGHTLY_FLAGS],
                        "full_refresh": "{{ params.full_refresh }}",
-                       "vars": {"as_of_date": "{{ data_interval_start | ds }}"}},
+                       # the as-of date as the runner passes it (see dbt_runner.run_dbt)
+                       "env": {AS_OF_ENV: "{{ data_interval_start | ds }}"}},
         default_args=default_args,
     )
     loads >> raw_gate >> base >> models >> validate_build() >> publish() >> report(loads)

@@ -114,7 +114,7 @@ def _change_contact_emails(crm: str, url: str, day: date) -> tuple[int, tuple[in
 def _build(url: str, settings: Settings, day: date, *, full: bool = False,
            **vars_: object) -> None:
     run_dbt(["build", "--quiet", *NIGHTLY_FLAGS, *(["--full-refresh"] if full else [])], url,
-            schema=settings.build_schema, vars_={"as_of_date": day.isoformat(), **vars_})
+            schema=settings.build_schema, as_of=day, vars_=vars_ or None)
 
 
 def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
@@ -243,4 +243,4 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
                      "(select min(activity_id) from staging.stg_crm__activities)")
     with pytest.raises(DbtError, match="not_null_stg_crm__activities_activity_id"):
         run_dbt(["test", "--quiet", "--select", "stg_crm__activities"], warehouse_url,
-                schema=settings.build_schema, vars_={"as_of_date": later.isoformat()})
+                schema=settings.build_schema, as_of=later)

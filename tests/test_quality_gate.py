@@ -57,7 +57,7 @@ def template(module_database, tmp_path_factory) -> str:
     loader = RawLoader(url, zone, progress=lambda _message: None)
     for source in SOURCES:
         loader.load(source, END)
-    run_dbt(["build", "--quiet"], url, schema=BUILD, vars_={"as_of_date": END.isoformat()})
+    run_dbt(["build", "--quiet"], url, schema=BUILD, as_of=END)
     return url
 
 
@@ -368,7 +368,7 @@ def test_missing_mart_fails_readably(db: str, options: GateOptions) -> None:
 def test_dbt_unit_tests_pass(template: str) -> None:
     """The nightly builds leave dbt's unit tests out (NIGHTLY_FLAGS); they run here."""
     result = run_dbt(["test", "--select", "test_type:unit"], template, schema=BUILD,
-                     vars_={"as_of_date": END.isoformat()})
+                     as_of=END)
     statuses = [str(r.status) for r in result.results]
     assert len(statuses) >= 10
     assert set(statuses) == {"pass"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from urllib.parse import unquote, urlsplit
 
 from defection_warehouse.config import PROJECT_ROOT
@@ -20,6 +21,9 @@ DBT_DIR = PROJECT_ROOT / "dbt_project"
 # the night's data, so they run in CI (tests/test_quality_gate.py), as dbt recommends,
 # instead of on every production build.
 NIGHTLY_FLAGS = ("--exclude-resource-type", "unit_test")
+
+# Read by the as_of_date() macro when a model runs.
+AS_OF_ENV = "DW_AS_OF_DATE"
 
 
 class DbtError(RuntimeError):
@@ -62,8 +66,13 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = None,
-            vars_: dict[str, object] | None = None) -> object:
-    """Invoke dbt in-process; raise DbtError naming every failed node."""
+            as_of: date | None = None, vars_: dict[str, object] | None = None) -> object:
+    """Invoke dbt in-process; raise DbtError naming every failed node.
+
+    `as_of` is the date the marts describe (default: DW_AS_OF_DATE if set, else the
+    newest day loaded). It reaches dbt as DW_AS_OF_DATE, not as a --vars value: dbt
+    parses the whole project again whenever --vars change, which a new date every night
+    would otherwise cost."""
     import json
 
     from dbt.cli.main import dbtRunner
@@ -71,7 +80,10 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
     cli = [*args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
     if vars_:
         cli += ["--vars", json.dumps(vars_)]
-    with _environ(profile_env(warehouse_url, schema)):
+    env = profile_env(warehouse_url, schema)
+    if as_of:
+        env[AS_OF_ENV] = as_of.isoformat()
+    with _environ(env):
         result = dbtRunner().invoke(cli)
     if not result.success:
         failed = []

@@ -100,7 +100,7 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
     ensure_build_schema(endpoints.warehouse_url, settings)
     args = ["build", *NIGHTLY_FLAGS, *(["--full-refresh"] if full_refresh else [])]
     run_dbt(args, endpoints.warehouse_url, schema=settings.build_schema,
-            vars_={"as_of_date": logical_date.isoformat()})
+            as_of=logical_date)
 
 
 def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings, *,
