@@ -67,6 +67,19 @@ def test_every_mart_is_a_task_of_its_own(dagbag, dbt_manifest) -> None:
     assert expected and expected <= rendered
 
 
+def test_every_dbt_task_builds_as_of_the_runs_date(dagbag) -> None:
+    """The marts describe the run's logical date, passed the way run_dbt passes it (an
+    environment variable), so every per-mart task agrees with dbt_base."""
+    from defection_warehouse.dbt_runner import AS_OF_ENV
+
+    dag = dagbag.dags["defection_nightly"]
+    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+    assert dbt_tasks
+    for t in dbt_tasks:
+        assert t.env.get(AS_OF_ENV) == "{{ data_interval_start | ds }}", t.task_id
+        assert "env" in t.template_fields, t.task_id
+
+
 def _toposort(dag):
     """Kahn's algorithm; raises on a cycle."""
     indegree = {t.task_id: len(t.upstream_task_ids) for t in dag.tasks}
