@@ -19,24 +19,25 @@
         indexes=[{'columns': unique_key, 'unique': True}, {'columns': ['built_at']}]
             + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}]),
         meta={'test_scope': 'newest_build'},
-        pre_hook=[
-            "{{ capture_customer_changes() }}",
-            "{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
-            ~ ", " ~ flags_as_of_month ~ ") }}",
-        ]
+        pre_hook="{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
+            ~ ", " ~ flags_as_of_month ~ ") }}"
     ) }}
 {% endmacro %}
 
 
-{#- The model's last build and whether it must recompute everything, fixed once per run
-    in a temporary table (the delete and the insert must agree on it). -#}
-{% macro capture_customer_changes() %}
-    {%- if is_incremental() -%}
-    create temporary table "{{ this.identifier }}__changes" on commit drop as
+{#- The model's last build, the as-of date of that build and whether this build must
+    recompute everything, looked up when the model runs and written into its SQL as
+    literals: with values the planner knows, the rows of the logged customers are found
+    through the customer_id indexes instead of by reading whole tables. The model's SQL
+    is compiled just before its pre-hook deletes, and nothing either reads changes in
+    between, so the delete and the insert agree. none when the model is built from
+    scratch. -#}
+{% macro customer_changes() %}
+    {%- if not (execute and is_incremental()) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set query -%}
     with
-    log as (
-        select * from {{ ref('int_revenue__changed_customers') }}
-    ),
     last_build as (
         select max(built_at) as built_at from {{ this }}
     ),
@@ -44,70 +45,67 @@
         select
             last_build.built_at,
             (
-                select max(log.as_of_date) from log
+                select max(log.as_of_date)
+                from {{ ref('int_revenue__changed_customers') }} as log
                 where log.built_at = last_build.built_at
             ) as previous_as_of_date
         from last_build
     )
     select
-        since.built_at as since_built_at,
-        since.previous_as_of_date,
+        since.built_at::text as since_built_at,
+        since.previous_as_of_date::text as previous_as_of_date,
         (
             since.built_at is null
             or since.previous_as_of_date is null
             or exists (
-                select 1 from log
+                select 1 from {{ ref('int_revenue__changed_customers') }} as log
                 where log.customer_id = '*' and log.built_at > since.built_at
             )
         ) as rebuilds_all
     from since
-    {%- else -%}
-    select 1
-    {%- endif -%}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {{ return({'since_built_at': row[0], 'previous_as_of_date': row[1],
+               'rebuilds_all': row[2]}) }}
 {% endmacro %}
 
 
 {#- SQL condition: the row (customer, and month for monthly models) is recomputed in this
-    build. Always true when the model is built from scratch. A month's snapshot is final
-    once the as-of date has passed its last day, so the months from the one holding the
-    day after the previous as-of date are recomputed; a model that flags the as-of month
-    (flags_as_of_month) recomputes the previous as-of month too, as its flag moves. -#}
+    build. Always true when the model is built from scratch or recomputes everything. A
+    month's snapshot is final once the as-of date has passed its last day, so the months
+    from the one holding the day after the previous as-of date are recomputed; a model
+    that flags the as-of month (flags_as_of_month) recomputes the previous as-of month
+    too, as its flag moves. -#}
 {% macro is_recomputed(customer_column, month_column=none, flags_as_of_month=false) -%}
-    {%- if is_incremental() -%}
+    {%- set changes = customer_changes() -%}
+    {%- if changes is none or changes.rebuilds_all -%}
+    true
+    {%- else -%}
     (
-        (select changes.rebuilds_all from "{{ this.identifier }}__changes" as changes)
-        or {{ customer_column }} in (
+        {{ customer_column }} in (
             select log.customer_id
             from {{ ref('int_revenue__changed_customers') }} as log
             where
                 log.customer_id is not null
-                and log.built_at > (
-                    select changes.since_built_at
-                    from "{{ this.identifier }}__changes" as changes
-                )
+                and log.built_at > '{{ changes.since_built_at }}'::timestamptz
         )
         {%- if month_column %}
         or {{ month_is_recomputed(month_column, flags_as_of_month) }}
         {%- endif %}
     )
-    {%- else -%}
-    true
     {%- endif -%}
 {%- endmacro %}
 
 
 {#- SQL condition: every customer's row of this month is recomputed (see above). -#}
 {% macro month_is_recomputed(month_column, flags_as_of_month=false) -%}
-    {%- if is_incremental() -%}
-    {{ month_column }} >= (
-        select
-            date_trunc(
-                'month', changes.previous_as_of_date + {{ 0 if flags_as_of_month else 1 }}
-            )::date
-        from "{{ this.identifier }}__changes" as changes
-    )
-    {%- else -%}
+    {%- set changes = customer_changes() -%}
+    {%- if changes is none or changes.rebuilds_all -%}
     true
+    {%- else -%}
+    {{ month_column }} >= date_trunc(
+        'month', '{{ changes.previous_as_of_date }}'::date + {{ 0 if flags_as_of_month else 1 }}
+    )::date
     {%- endif -%}
 {%- endmacro %}
 

@@ -11,7 +11,8 @@ months as (
     select * from {{ ref('int_revenue__months') }}
 ),
 
-lines as (
+-- not materialized: each of the two branches below reads the table with its own filter
+lines as not materialized (
     select * from {{ ref('int_revenue__invoice_line_mrr') }}
 ),
 
@@ -23,14 +24,20 @@ changed_lines as (
     where {{ is_recomputed('lines.customer_id') }}
 ),
 
-other_lines as (
-    select * from lines
-    where not {{ is_recomputed('lines.customer_id') }}
-),
-
 recent_months as (
     select * from months
     where {{ month_is_recomputed('months.month') }}
+),
+
+-- a line that ended before the earliest recomputed snapshot covers none of them; the
+-- bound is one value, so the table is filtered once instead of per month
+other_lines as (
+    select * from lines
+    where
+        not {{ is_recomputed('customer_id') }}
+        and period_end_at >= (
+            select min(recent_months.snapshot_at) from recent_months
+        )
 ),
 
 covering as (

@@ -9,7 +9,9 @@ months as (
     select * from {{ ref('int_revenue__months') }}
 ),
 
-customer_mrr as (
+-- not materialized (it is read twice): the rows of the months a night recomputes are
+-- looked up by the (customer_id, month) index instead of copying the whole table
+customer_mrr as not materialized (
     select * from {{ ref('int_revenue__customer_mrr_monthly') }}
 ),
 

@@ -6,25 +6,23 @@
 -- cancelling one of two subscriptions is a contraction, not a churn.
 with
 
-monthly as (
+monthly as not materialized (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 
--- a customer has paid before a month exactly when the month is after its first paying
--- month (the monthly grid starts there)
-first_paying as (
-    select
-        customer_id,
-        month as first_paying_month
-    from monthly
-    where is_first_paying_month
-),
-
--- the months this build recomputes, and the month before each (its previous MRR)
+-- the months this build recomputes, and the month before each (its previous MRR): every
+-- month of the customers logged as changed (found by the customer_id index), and the
+-- newest months of everyone else (from scratch, the second part is empty)
 scoped as (
     select *
     from monthly
-    where {{ is_recomputed('monthly.customer_id', "(monthly.month + interval '1 month')::date") }}
+    where {{ is_recomputed('monthly.customer_id') }}
+    union all
+    select *
+    from monthly
+    where
+        not {{ is_recomputed('monthly.customer_id') }}
+        and {{ month_is_recomputed("(monthly.month + interval '1 month')::date") }}
 ),
 
 with_history as (
@@ -34,11 +32,8 @@ with_history as (
         scoped.month,
         scoped.mrr,
         scoped.is_first_paying_month,
-        coalesce(lag(scoped.mrr) over customer_months, 0) as previous_mrr,
-        coalesce(scoped.month > first_paying.first_paying_month, false) as has_paid_before
+        coalesce(lag(scoped.mrr) over customer_months, 0) as previous_mrr
     from scoped
-    left join first_paying
-        on scoped.customer_id = first_paying.customer_id
     window customer_months as (partition by scoped.customer_id order by scoped.month)
 ),
 
@@ -47,7 +42,9 @@ categorised as (
         *,
         case
             when is_first_paying_month then 'new'
-            when mrr > 0 and previous_mrr = 0 and has_paid_before then 'reactivation'
+            -- a customer's monthly grid starts at its first paying month, so every later
+            -- month has paid before: paying again after a month at 0
+            when mrr > 0 and previous_mrr = 0 then 'reactivation'
             when mrr = 0 and previous_mrr > 0 then 'churn'
             when mrr > previous_mrr then 'expansion'
             when mrr < previous_mrr then 'contraction'
