@@ -5,19 +5,21 @@
     indexes=[{'columns': ['built_at']}]
 ) }}
 
-{#- The previous build's watermark as a literal, looked up when the model runs: with a
-    value the planner knows, each staging table's rows loaded since are found through its
-    loaded_at index instead of by reading the whole table. From scratch there is no
-    previous build (or an empty one), nothing is newer than 'infinity', and '*' is logged
-    instead. -#}
-{%- set since = "'infinity'" -%}
+{#- The previous build (its watermark, as-of date and settings), looked up once when the
+    model runs and written into the SQL as literals: with a watermark the planner knows,
+    each staging table's rows loaded since are found through its loaded_at index instead
+    of by reading the whole table. From scratch, or with no previous build, there is no
+    row, nothing is newer than 'infinity', and '*' is logged instead. -#}
+{%- set previous = none -%}
 {%- if execute and is_incremental() -%}
-    {%- set newest = run_query(
-        'select max(loaded_through)::text from ' ~ this
+    {%- set found = run_query(
+        'select loaded_through::text, as_of_date::text, revenue_settings from ' ~ this
         ~ ' where built_at = (select max(built_at) from ' ~ this ~ ')'
-    ).columns[0].values()[0] -%}
-    {%- if newest -%}{%- set since = "'" ~ newest ~ "'" -%}{%- endif -%}
-{%- endif %}
+        ~ ' order by loaded_through desc limit 1'
+    ).rows -%}
+    {%- if found and found[0][0] -%}{%- set previous = found[0] -%}{%- endif -%}
+{%- endif -%}
+{%- set since = ("'" ~ previous[0] ~ "'") if previous else "'infinity'" %}
 
 -- Append-only log of the billing customers whose revenue may have changed, one set per
 -- build: customers with a billing row that changed since the previous build, and
@@ -83,15 +85,12 @@ charges as (
 ),
 
 previous_build as (
-    {% if is_incremental() %}
+    {% if previous %}
         select
-            previous.loaded_through,
-            previous.as_of_date,
-            previous.revenue_settings
-        from {{ this }} as previous
-        where previous.built_at = (select max(latest.built_at) from {{ this }} as latest)
-        order by previous.loaded_through desc
-        limit 1
+            {{ since }}::timestamptz as loaded_through,
+            {{ ("'" ~ previous[1] ~ "'::date") if previous[1] else "null::date" }} as as_of_date,
+            {{ ("'" ~ (previous[2] | replace("'", "''")) ~ "'::text") if previous[2] is not none
+               else "null::text" }} as revenue_settings
     {% else %}
         select
             null::timestamptz as loaded_through,
