@@ -49,7 +49,8 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
         )
     index = sql.Identifier(f"{entity.name}__logical_date")
     # Rows are appended in load order, so a BRIN index on the load stamp is tiny and lets
-    # the incremental staging models read only the rows loaded since their last build.
+    # the incremental staging models read only the rows loaded since their last build
+    # (once the loader has summarized the new pages: see summarize_loaded_at_index).
     loaded_index = sql.Identifier(f"{entity.name}__loaded_at")
     return [
         sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(", ").join(cols)),
@@ -57,6 +58,19 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
         sql.SQL("create index if not exists {} on {} using brin (_loaded_at)").format(
             loaded_index, table),
     ]
+
+
+def summarize_loaded_at_index(conn: psycopg.Connection, entity: Entity) -> int:
+    """Summarize the pages a load appended to the raw table's BRIN index on _loaded_at;
+    returns the page ranges summarized. PostgreSQL summarizes new BRIN ranges only when
+    the table is vacuumed, and a table that grows by a small share a night is seldom
+    vacuumed: until then every unsummarized range matches any condition, and a search for
+    the night's rows reads the whole table."""
+    schema = entity.raw_table.split(".")[0]
+    index = sql.Identifier(schema, f"{entity.name}__loaded_at")
+    return conn.execute(
+        sql.SQL("select brin_summarize_new_values({}::regclass)").format(
+            sql.Literal(index.as_string(conn)))).fetchone()[0]
 
 
 def table_checksum(conn: psycopg.Connection, table: str,

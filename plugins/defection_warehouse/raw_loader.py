@@ -33,7 +33,7 @@ from psycopg import sql
 from psycopg.copy import LibpqWriter
 
 from defection_warehouse.contracts import Entity, PgType, entities_for
-from defection_warehouse.db import connect, qualified, raw_table_ddl
+from defection_warehouse.db import connect, qualified, raw_table_ddl, summarize_loaded_at_index
 from defection_warehouse.landing import CHUNK, LandedFile, LandingBatch, LandingError, LandingZone
 
 log = logging.getLogger(__name__)
@@ -314,6 +314,8 @@ class RawLoader:
                     self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
                                      results, 0, started_at, "failed", str(exc))
                 raise
+            for entity in entities.values():
+                summarize_loaded_at_index(conn, entity)
         result = LoadResult(load_id, batch_id, source, logical_date, results, replaced,
                             time.monotonic() - started)
         self.progress(result.summary())
