@@ -2,55 +2,35 @@
 -- month through the as-of month. Month 0 is the cohort month itself (everyone paying).
 with
 
--- not materialized (it is read twice): the window below then reads the table in the
--- order of its (customer_id, month) index instead of sorting it
-monthly as not materialized (
+monthly as (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 
-cohorts as (
+-- one pass over the customer-months, grouped by the cohort each row carries; a customer's
+-- months start at its cohort month, where it is counted into the cohort
+cohort_months as (
     select
-        customer_id,
-        month as cohort_month,
-        mrr as starting_mrr
+        cohort_month,
+        month,
+        (
+            (extract(year from month) - extract(year from cohort_month)) * 12
+            + extract(month from month) - extract(month from cohort_month)
+        )::int as months_since_start,
+        count(*) filter (where is_active) as active_customers,
+        sum(mrr) as mrr,
+        count(*) filter (where is_first_paying_month) as starting_customers,
+        sum(mrr) filter (where is_first_paying_month) as starting_mrr
     from monthly
-    where is_first_paying_month
+    group by cohort_month, month
 ),
 
 cohort_sizes as (
     select
         cohort_month,
-        count(*) as cohort_customers,
+        sum(starting_customers) as cohort_customers,
         sum(starting_mrr) as cohort_starting_mrr
-    from cohorts
+    from cohort_months
     group by cohort_month
-),
-
--- every customer-month with the customer's cohort: its first row, as a customer's months
--- start at the first paying month (read in the order of the (customer_id, month) index,
--- without joining the cohorts back)
-with_cohort as (
-    select
-        month,
-        mrr,
-        is_active,
-        first_value(month) over customer_months as cohort_month
-    from monthly
-    window customer_months as (partition by customer_id order by month)
-),
-
-cohort_months as (
-    select
-        cohort_month,
-        (
-            (extract(year from month) - extract(year from cohort_month)) * 12
-            + extract(month from month) - extract(month from cohort_month)
-        )::int as months_since_start,
-        month,
-        count(*) filter (where is_active) as active_customers,
-        sum(mrr) as mrr
-    from with_cohort
-    group by cohort_month, month
 ),
 
 final as (

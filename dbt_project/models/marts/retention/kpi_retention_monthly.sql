@@ -13,9 +13,7 @@ months as (
     from {{ ref('int_revenue__months') }}
 ),
 
--- not materialized (it is read twice): the window below then reads the table in the
--- order of its (customer_id, month) index instead of sorting it
-monthly as not materialized (
+monthly as (
     select * from {{ ref('fct_customer_mrr_monthly') }}
 ),
 
@@ -31,11 +29,21 @@ as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
+-- one pass over the customer-months: month-end paying customers and MRR, and the
+-- trailing-12-month base (customers paying 12 months earlier, with what they paid then
+-- and what they pay now)
 month_end as (
     select
         month,
         count(*) filter (where is_active) as paying_customers,
-        coalesce(sum(mrr), 0) as mrr
+        coalesce(sum(mrr), 0) as mrr,
+        coalesce(
+            sum(least(mrr, mrr_12_months_earlier)) filter (where mrr_12_months_earlier > 0), 0
+        ) as grr_t12_numerator,
+        coalesce(sum(mrr) filter (where mrr_12_months_earlier > 0), 0) as nrr_t12_numerator,
+        coalesce(sum(mrr_12_months_earlier) filter (where mrr_12_months_earlier > 0), 0)
+            as t12_starting_mrr,
+        count(*) filter (where mrr_12_months_earlier > 0) as t12_starting_customers
     from monthly
     group by month
 ),
@@ -55,34 +63,6 @@ movement_sums as (
         coalesce(sum(mrr_delta) filter (where movement_category = 'reactivation'), 0)
             as reactivation_mrr
     from movements
-    group by month
-),
-
--- every customer-month with the customer's MRR 12 months earlier: a customer's months
--- have no gaps from the first paying month on, so that is the 12th row before (read in
--- the order of the (customer_id, month) index, without a self-join)
-twelve_months_on as (
-    select
-        month,
-        mrr,
-        lag(mrr, 12) over customer_months as mrr_12_months_earlier,
-        lag(month, 12) over customer_months as month_12_months_earlier
-    from monthly
-    window customer_months as (partition by customer_id order by month)
-),
-
--- customers paying 12 months earlier and what they pay now
-trailing_12 as (
-    select
-        month,
-        coalesce(sum(least(mrr, mrr_12_months_earlier)), 0) as grr_t12_numerator,
-        coalesce(sum(mrr), 0) as nrr_t12_numerator,
-        coalesce(sum(mrr_12_months_earlier), 0) as t12_starting_mrr,
-        count(*) as t12_starting_customers
-    from twelve_months_on
-    where
-        mrr_12_months_earlier > 0
-        and month_12_months_earlier = (month - interval '12 months')::date
     group by month
 ),
 
@@ -114,10 +94,10 @@ joined as (
         coalesce(movement_sums.churned_mrr, 0) as churned_mrr,
         coalesce(movement_sums.reactivation_mrr, 0) as reactivation_mrr,
         coalesce(current_end.mrr, 0) as mrr_end,
-        coalesce(trailing_12.grr_t12_numerator, 0) as grr_t12_numerator,
-        coalesce(trailing_12.nrr_t12_numerator, 0) as nrr_t12_numerator,
-        coalesce(trailing_12.t12_starting_mrr, 0) as t12_starting_mrr,
-        coalesce(trailing_12.t12_starting_customers, 0) as t12_starting_customers,
+        coalesce(current_end.grr_t12_numerator, 0) as grr_t12_numerator,
+        coalesce(current_end.nrr_t12_numerator, 0) as nrr_t12_numerator,
+        coalesce(current_end.t12_starting_mrr, 0) as t12_starting_mrr,
+        coalesce(current_end.t12_starting_customers, 0) as t12_starting_customers,
         coalesce(defection_sums.defections, 0) as defections,
         coalesce(defection_sums.involuntary_defections, 0) as involuntary_defections,
         coalesce(defection_sums.defections_lost_mrr, 0) as defections_lost_mrr,
@@ -133,8 +113,6 @@ joined as (
         on months.month = current_end.month
     left join movement_sums
         on months.month = movement_sums.month
-    left join trailing_12
-        on months.month = trailing_12.month
     left join defection_sums
         on months.month = defection_sums.month
 ),
