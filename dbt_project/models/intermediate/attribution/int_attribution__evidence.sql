@@ -33,6 +33,26 @@ rules as (
         and strength > 0
 ),
 
+-- Every active checkpoint's windows start on or after this instant (the active
+-- checkpoints share one window end), so older rows of the event sources below matter
+-- only to the accounts with a defection checkpoint: the others' old rows are left out
+-- before any window is paired with them.
+active_reach as (
+    select
+        (
+            select min(active.window_end_at)
+            from checkpoints as active
+            where active.checkpoint_kind = 'active'
+        )
+        - make_interval(days => (select max(rules.lookback_days) from rules)) as starts_at
+),
+
+defection_accounts as (
+    select checkpoints.crm_account_id
+    from checkpoints
+    where checkpoints.checkpoint_kind = 'defection'
+),
+
 plan_catalog as (
     select * from {{ ref('plan_catalog') }}
 ),
@@ -109,7 +129,12 @@ tickets as (
         resolved_at,
         csat_score
     from {{ ref('stg_crm__tickets') }}
-    where not coalesce(is_deleted, false)
+    where
+        not coalesce(is_deleted, false)
+        and (
+            opened_at >= (select active_reach.starts_at from active_reach)
+            or account_id in (select defection_accounts.crm_account_id from defection_accounts)
+        )
 ),
 
 usage_snapshots as (
@@ -119,7 +144,14 @@ usage_snapshots as (
         active_users,
         licensed_seats
     from {{ ref('stg_crm__usage_snapshots') }}
-    where not coalesce(is_deleted, false)
+    where
+        not coalesce(is_deleted, false)
+        and (
+            snapshot_date >= (
+                select (active_reach.starts_at at time zone 'utc')::date from active_reach
+            )
+            or account_id in (select defection_accounts.crm_account_id from defection_accounts)
+        )
 ),
 
 -- not materialized: each checkpoint looks up its account's last touchpoint through the
@@ -141,10 +173,19 @@ survey_responses as (
         submitted_at,
         score
     from {{ ref('int_survey__responses_matched') }}
-    where is_matched
+    where
+        is_matched
+        and (
+            submitted_at >= (select active_reach.starts_at from active_reach)
+            or crm_account_id in (
+                select defection_accounts.crm_account_id from defection_accounts
+            )
+        )
 ),
 
-charges as (
+-- not materialized: the failed charges are read in their windows, and the charges of the
+-- few refunds and disputes are looked up by charge_id, instead of copying every charge
+charges as not materialized (
     select
         charge_id,
         customer_id,
