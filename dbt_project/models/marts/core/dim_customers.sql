@@ -17,8 +17,17 @@ accounts as (
     where is_current
 ),
 
-monthly as (
-    select * from {{ ref('fct_customer_mrr_monthly') }}
+movements as (
+    select
+        customer_id,
+        month,
+        previous_mrr,
+        current_mrr
+    from {{ ref('fct_mrr_movements') }}
+),
+
+as_of as (
+    select date_trunc('month', {{ as_of_date() }})::date as as_of_month
 ),
 
 defections as (
@@ -38,14 +47,31 @@ spells as (
     group by customer_id
 ),
 
-revenue as (
+-- A customer's MRR changes only with a movement, so its movements (a tenth of its
+-- customer-months) tell its revenue history: the first one ('new') is in its first paying
+-- month, the newest holds its MRR in the as-of month, and one not paying now paid last in
+-- the month before it stopped paying (MRR from above 0 to 0 or below) for the last time.
+movement_history as (
     select
         customer_id,
-        min(month) filter (where is_active) as cohort_month,
-        max(month) filter (where is_active) as last_paying_month,
-        coalesce(max(mrr) filter (where is_as_of_month), 0) as current_mrr
-    from monthly
+        min(month) as cohort_month,
+        (array_agg(current_mrr order by month desc))[1] as current_mrr,
+        max(month) filter (where previous_mrr > 0 and current_mrr <= 0) as last_stop_month
+    from movements
     group by customer_id
+),
+
+revenue as (
+    select
+        movement_history.customer_id,
+        movement_history.cohort_month,
+        case
+            when movement_history.current_mrr > 0 then as_of.as_of_month
+            else (movement_history.last_stop_month - interval '1 month')::date
+        end as last_paying_month,
+        movement_history.current_mrr
+    from movement_history
+    cross join as_of
 ),
 
 final as (
