@@ -1,6 +1,7 @@
 """Incremental builds: a night's build equals a full rebuild of the same data.
 
-A small business is extracted, loaded and built; one more day of ordinary business (and
+A small business (14 months, so the newest months have a year-earlier MRR) is extracted,
+loaded and built; one more day of ordinary business (and
 two contacts changing e-mail addresses) is loaded and built incrementally (the large
 staging tables only read that day's rows, the revenue models only recompute the
 customers it touched, the survey matching only the addresses it touched); every
@@ -121,7 +122,7 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
                                                  warehouse_url: str) -> None:
     crm = new_database("dwtest_inc_crm")
     sample = tmp_path / "sample"
-    generate(SampleParams(customers=200, months=8, seed=17, end_date=END), sample, crm,
+    generate(SampleParams(customers=200, months=14, seed=17, end_date=END), sample, crm,
              progress=None)
     settings = replace(Settings.from_env(), landing_url=str(tmp_path / "landing"),
                        survey_inbox=str(sample / "survey_inbox"))
@@ -162,6 +163,15 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         logged, rewritten, held = _recomputed(warehouse_url)
         assert "*" not in logged and 0 < len(logged) < 200
         assert 0 < rewritten < held
+        # the rewritten newest months carry the customers' MRR a year earlier, from rows
+        # the night did not rewrite (the sample spans 14 months)
+        with psycopg.connect(warehouse_url) as conn:
+            year_on = conn.execute(
+                f"select count(*) from {settings.build_schema}.fct_customer_mrr_monthly "
+                "where mrr_12_months_earlier > 0 and built_at = "
+                f"(select max(built_at) from {settings.build_schema}.fct_customer_mrr_monthly)"
+            ).fetchone()[0]
+        assert year_on > 0
         _build(warehouse_url, settings, NEXT, full=True)
         assert _state(warehouse_url, settings, models) == incremental
 
