@@ -28,6 +28,11 @@ def qualified(table: str) -> sql.Composed:
     return sql.SQL(".").join(sql.Identifier(p) for p in parts)
 
 
+def loaded_at_index_name(entity: Entity) -> str:
+    """Name of the raw table's BRIN index on _loaded_at (in the raw table's schema)."""
+    return f"{entity.name}__loaded_at"
+
+
 def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
     """DDL for a raw table: contract columns (nullable: raw keeps what the source sent;
     the quality gate judges it) plus load stamps filled from transaction settings."""
@@ -51,7 +56,7 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
     # Rows are appended in load order, so a BRIN index on the load stamp is tiny and lets
     # the incremental staging models read only the rows loaded since their last build
     # (once the loader has summarized the new pages: see summarize_loaded_at_index).
-    loaded_index = sql.Identifier(f"{entity.name}__loaded_at")
+    loaded_index = sql.Identifier(loaded_at_index_name(entity))
     return [
         sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(", ").join(cols)),
         sql.SQL("create index if not exists {} on {} (_logical_date)").format(index, table),
@@ -67,7 +72,7 @@ def summarize_loaded_at_index(conn: psycopg.Connection, entity: Entity) -> int:
     vacuumed: until then every unsummarized range matches any condition, and a search for
     the night's rows reads the whole table."""
     schema = entity.raw_table.split(".")[0]
-    index = sql.Identifier(schema, f"{entity.name}__loaded_at")
+    index = sql.Identifier(schema, loaded_at_index_name(entity))
     return conn.execute(
         sql.SQL("select brin_summarize_new_values({}::regclass)").format(
             sql.Literal(index.as_string(conn)))).fetchone()[0]
