@@ -11,7 +11,7 @@
         {{ customer_incremental_config(['subscription_id']) }}
         ... where {{ is_recomputed('subscriptions.customer_id') }}
 -#}
-{% macro customer_incremental_config(unique_key, month_column=none, flags_as_of_month=false) %}
+{% macro customer_incremental_config(unique_key, month_column=none) %}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
@@ -20,7 +20,7 @@
             + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}]),
         meta={'test_scope': 'newest_build'},
         pre_hook="{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
-            ~ ", " ~ flags_as_of_month ~ ") }}"
+            ~ ") }}"
     ) }}
 {% endmacro %}
 
@@ -73,10 +73,8 @@
 {#- SQL condition: the row (customer, and month for monthly models) is recomputed in this
     build. Always true when the model is built from scratch or recomputes everything. A
     month's snapshot is final once the as-of date has passed its last day, so the months
-    from the one holding the day after the previous as-of date are recomputed; a model
-    that flags the as-of month (flags_as_of_month) recomputes the previous as-of month
-    too, as its flag moves. -#}
-{% macro is_recomputed(customer_column, month_column=none, flags_as_of_month=false) -%}
+    from the one holding the day after the previous as-of date are recomputed. -#}
+{% macro is_recomputed(customer_column, month_column=none) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
     true
@@ -90,7 +88,7 @@
                 and log.built_at > '{{ changes.since_built_at }}'::timestamptz
         )
         {%- if month_column %}
-        or {{ month_is_recomputed(month_column, flags_as_of_month) }}
+        or {{ month_is_recomputed(month_column) }}
         {%- endif %}
     )
     {%- endif -%}
@@ -98,22 +96,22 @@
 
 
 {#- SQL condition: every customer's row of this month is recomputed (see above). -#}
-{% macro month_is_recomputed(month_column, flags_as_of_month=false) -%}
+{% macro month_is_recomputed(month_column) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
     true
     {%- else -%}
     {{ month_column }} >= date_trunc(
-        'month', '{{ changes.previous_as_of_date }}'::date + {{ 0 if flags_as_of_month else 1 }}
+        'month', '{{ changes.previous_as_of_date }}'::date + 1
     )::date
     {%- endif -%}
 {%- endmacro %}
 
 
-{% macro delete_recomputed_rows(month_column=none, flags_as_of_month=false) %}
+{% macro delete_recomputed_rows(month_column=none) %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where {{ is_recomputed('customer_id', month_column, flags_as_of_month) }}
+    where {{ is_recomputed('customer_id', month_column) }}
     {%- else -%}
     select 1
     {%- endif -%}

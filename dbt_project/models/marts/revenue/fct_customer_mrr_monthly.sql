@@ -1,5 +1,5 @@
 -- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['customer_id', 'month'], 'month', flags_as_of_month=true) }}
+{{ customer_incremental_config(['customer_id', 'month'], 'month') }}
 
 -- One row per customer and month from the customer's first paying month through the
 -- as-of month, months without revenue included (mrr = 0).
@@ -24,8 +24,7 @@ recomputed_mrr as not materialized (
         customer_mrr.subscription_count
     from customer_mrr
     where
-        {{ is_recomputed('customer_mrr.customer_id', 'customer_mrr.month',
-                         flags_as_of_month=true) }}
+        {{ is_recomputed('customer_mrr.customer_id', 'customer_mrr.month') }}
 ),
 
 year_earlier_mrr as not materialized (
@@ -37,8 +36,7 @@ year_earlier_mrr as not materialized (
     where
         customer_mrr.month <= (date_trunc('month', {{ as_of_date() }}) - interval '12 months')::date
         and {{ is_recomputed(
-            'customer_mrr.customer_id', "(customer_mrr.month + interval '12 months')::date",
-            flags_as_of_month=true
+            'customer_mrr.customer_id', "(customer_mrr.month + interval '12 months')::date"
         ) }}
 ),
 
@@ -63,12 +61,11 @@ grid as (
         first_paying.customer_id,
         first_paying.first_paying_month,
         months.month,
-        months.snapshot_at,
-        months.is_as_of_month
+        months.snapshot_at
     from first_paying
     inner join months
         on first_paying.first_paying_month <= months.month
-    where {{ is_recomputed('first_paying.customer_id', 'months.month', flags_as_of_month=true) }}
+    where {{ is_recomputed('first_paying.customer_id', 'months.month') }}
 ),
 
 final as (
@@ -77,7 +74,6 @@ final as (
         customers.crm_account_id::bigint as crm_account_id,
         grid.month::date as month,  -- noqa: RF04
         grid.snapshot_at::timestamptz as snapshot_at,
-        grid.is_as_of_month::boolean as is_as_of_month,
         coalesce(recomputed_mrr.mrr, 0)::bigint as mrr,
         coalesce(recomputed_mrr.subscription_count, 0)::int as subscription_count,
         (coalesce(recomputed_mrr.mrr, 0) > 0)::boolean as is_active,
