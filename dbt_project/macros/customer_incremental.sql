@@ -17,7 +17,8 @@
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': unique_key, 'unique': True}, {'columns': ['built_at']}]
-            + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}]),
+            + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}])
+            + ([{'columns': [month_column]}] if month_column else []),
         meta={'test_scope': 'newest_build'},
         pre_hook="{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
             ~ ") }}"
@@ -73,36 +74,55 @@
 {#- SQL condition: the row (customer, and month for monthly models) is recomputed in this
     build. Always true when the model is built from scratch or recomputes everything. A
     month's snapshot is final once the as-of date has passed its last day, so the months
-    from the one holding the day after the previous as-of date are recomputed. -#}
-{% macro is_recomputed(customer_column, month_column=none) -%}
+    from the one holding the day after the previous as-of date are recomputed.
+
+    months_later: test the month that many months after month_column instead (a row
+    that feeds a later month's row), still comparing the bare column, so that its index
+    can serve the condition.
+    indexed: compare the customer with an array of the logged customers instead of a
+    subquery, so that PostgreSQL can combine the customer_id and month indexes (a
+    BitmapOr) where the table has both. Only for conditions that an index serves: read
+    row by row, the array is searched from its start for every row. -#}
+{% macro is_recomputed(customer_column, month_column=none, months_later=0, indexed=false) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
     true
     {%- else -%}
-    (
-        {{ customer_column }} in (
+    {%- set logged -%}
             select log.customer_id
             from {{ ref('int_revenue__changed_customers') }} as log
             where
                 log.customer_id is not null
                 and log.built_at > '{{ changes.since_built_at }}'::timestamptz
+    {%- endset -%}
+    (
+        {%- if indexed %}
+        {{ customer_column }} = any(array(
+            {{ logged }}
+        ))
+        {%- else %}
+        {{ customer_column }} in (
+            {{ logged }}
         )
+        {%- endif %}
         {%- if month_column %}
-        or {{ month_is_recomputed(month_column) }}
+        or {{ month_is_recomputed(month_column, months_later) }}
         {%- endif %}
     )
     {%- endif -%}
 {%- endmacro %}
 
 
-{#- SQL condition: every customer's row of this month is recomputed (see above). -#}
-{% macro month_is_recomputed(month_column) -%}
+{#- SQL condition: every customer's row of this month (or of the month months_later
+    after it) is recomputed (see above). -#}
+{% macro month_is_recomputed(month_column, months_later=0) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
     true
     {%- else -%}
-    {{ month_column }} >= date_trunc(
-        'month', '{{ changes.previous_as_of_date }}'::date + 1
+    {{ month_column }} >= (
+        date_trunc('month', '{{ changes.previous_as_of_date }}'::date + 1)
+        - interval '{{ months_later }} months'
     )::date
     {%- endif -%}
 {%- endmacro %}
@@ -111,7 +131,7 @@
 {% macro delete_recomputed_rows(month_column=none) %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where {{ is_recomputed('customer_id', month_column) }}
+    where {{ is_recomputed('customer_id', month_column, indexed=true) }}
     {%- else -%}
     select 1
     {%- endif -%}

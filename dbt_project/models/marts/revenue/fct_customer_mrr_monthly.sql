@@ -5,7 +5,7 @@
 -- as-of month, months without revenue included (mrr = 0).
 with
 
-months as (
+months as not materialized (
     select * from {{ ref('int_revenue__months') }}
 ),
 
@@ -24,20 +24,37 @@ recomputed_mrr as not materialized (
         customer_mrr.subscription_count
     from customer_mrr
     where
-        {{ is_recomputed('customer_mrr.customer_id', 'customer_mrr.month') }}
+        {{ is_recomputed('customer_mrr.customer_id', 'customer_mrr.month', indexed=true) }}
+),
+
+-- two branches, each read through one index: every month of the customers logged as
+-- changed, and the months a year before the recomputed ones of everyone else (from
+-- scratch, the second is empty)
+year_earlier_candidates as not materialized (
+    select
+        customer_mrr.customer_id,
+        customer_mrr.month,
+        customer_mrr.mrr
+    from customer_mrr
+    where {{ is_recomputed('customer_mrr.customer_id', indexed=true) }}
+    union all
+    select
+        customer_mrr.customer_id,
+        customer_mrr.month,
+        customer_mrr.mrr
+    from customer_mrr
+    where
+        not {{ is_recomputed('customer_mrr.customer_id') }}
+        and {{ month_is_recomputed('customer_mrr.month', months_later=12) }}
 ),
 
 year_earlier_mrr as not materialized (
     select
-        customer_mrr.customer_id,
-        (customer_mrr.month + interval '12 months')::date as month_a_year_later,
-        customer_mrr.mrr
-    from customer_mrr
-    where
-        customer_mrr.month <= (date_trunc('month', {{ as_of_date() }}) - interval '12 months')::date
-        and {{ is_recomputed(
-            'customer_mrr.customer_id', "(customer_mrr.month + interval '12 months')::date"
-        ) }}
+        customer_id,
+        (month + interval '12 months')::date as month_a_year_later,
+        mrr
+    from year_earlier_candidates
+    where month <= (date_trunc('month', {{ as_of_date() }}) - interval '12 months')::date
 ),
 
 customers as (
@@ -56,16 +73,38 @@ first_paying as (
     group by customer_id
 ),
 
+recomputed_months as (
+    select * from months
+    where {{ month_is_recomputed('months.month') }}
+),
+
+earlier_months as (
+    select * from months
+    where not {{ month_is_recomputed('months.month') }}
+),
+
+-- the recomputed months of every customer, and the earlier months of the customers
+-- logged as changed: two branches, so that neither pairs every customer with every
+-- month (from scratch, the second is empty)
 grid as (
     select
         first_paying.customer_id,
         first_paying.first_paying_month,
-        months.month,
-        months.snapshot_at
+        recomputed_months.month,
+        recomputed_months.snapshot_at
     from first_paying
-    inner join months
-        on first_paying.first_paying_month <= months.month
-    where {{ is_recomputed('first_paying.customer_id', 'months.month') }}
+    inner join recomputed_months
+        on first_paying.first_paying_month <= recomputed_months.month
+    union all
+    select
+        first_paying.customer_id,
+        first_paying.first_paying_month,
+        earlier_months.month,
+        earlier_months.snapshot_at
+    from first_paying
+    inner join earlier_months
+        on first_paying.first_paying_month <= earlier_months.month
+    where {{ is_recomputed('first_paying.customer_id') }}
 ),
 
 final as (

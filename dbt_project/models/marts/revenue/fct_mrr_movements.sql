@@ -16,13 +16,13 @@ monthly as not materialized (
 scoped as (
     select *
     from monthly
-    where {{ is_recomputed('monthly.customer_id') }}
+    where {{ is_recomputed('monthly.customer_id', indexed=true) }}
     union all
     select *
     from monthly
     where
         not {{ is_recomputed('monthly.customer_id') }}
-        and {{ month_is_recomputed("(monthly.month + interval '1 month')::date") }}
+        and {{ month_is_recomputed('monthly.month', months_later=1) }}
 ),
 
 with_history as (
