@@ -2,7 +2,8 @@
 
 A small business (14 months, so the newest months have a year-earlier MRR) is extracted,
 loaded and built; one more day of ordinary business (and
-two contacts changing e-mail addresses) is loaded and built incrementally (the large
+two contacts changing e-mail addresses, one billing customer changing e-mail address and
+another becoming delinquent) is loaded and built incrementally (the large
 staging tables only read that day's rows, the revenue models only recompute the
 customers it touched, the survey matching only the addresses it touched); every
 incremental table and every mart must then equal a `--full-refresh` build of the same
@@ -26,6 +27,7 @@ import psycopg
 import pytest
 
 from defection_warehouse.billing_server import BillingServer
+from defection_warehouse.billing_store import BillingStore
 from defection_warehouse.config import INTERMEDIATE_SCHEMA, STAGING_SCHEMA, Settings
 from defection_warehouse.contracts import SOURCES
 from defection_warehouse.db import table_checksum
@@ -112,6 +114,25 @@ def _change_contact_emails(crm: str, url: str, day: date) -> tuple[int, tuple[in
     return first, (taker, second)
 
 
+def _change_billing_customers(store: Path) -> tuple[str, str]:
+    """In the billing API, which lists every customer every night, one customer changes
+    e-mail address and another becomes delinquent. Returns their ids."""
+    with BillingStore(store) as billing:
+        first, second = sorted(c["id"] for c in billing.iter_all("customer"))[:2]
+        moved, flagged = billing.get("customer", first), billing.get("customer", second)
+        assert moved and flagged
+        billing.write([{**moved, "email": f"moved.{first}@example.test"},
+                       {**flagged, "delinquent": not flagged.get("delinquent", False)}])
+    return first, second
+
+
+def _customer_rows(url: str) -> dict[str, tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return {r[0]: r[1:] for r in conn.execute(
+            f"select customer_id, email_hash, is_delinquent, built_at "
+            f"from {STAGING_SCHEMA}.stg_billing__customers")}
+
+
 def _build(url: str, settings: Settings, day: date, *, full: bool = False,
            **vars_: object) -> None:
     run_dbt(["build", "--quiet", *NIGHTLY_FLAGS, *(["--full-refresh"] if full else [])], url,
@@ -146,8 +167,19 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
 
         add_day(crm, sample, NEXT, seed=5)
         moved, taken_over = _change_contact_emails(crm, warehouse_url, NEXT)
+        changed_customers = _change_billing_customers(sample / "billing.sqlite")
+        customers_before = _customer_rows(warehouse_url)
         night(NEXT)
         _build(warehouse_url, settings, NEXT)
+        # every customer was landed again; only the two that changed were rewritten, with
+        # their new values
+        customers_after = _customer_rows(warehouse_url)
+        rewritten_customers = {c for c, row in customers_after.items()
+                               if c in customers_before and row != customers_before[c]}
+        assert rewritten_customers == set(changed_customers)
+        email_changed, flag_changed = changed_customers
+        assert customers_after[email_changed][0] != customers_before[email_changed][0]
+        assert customers_after[flag_changed][1] != customers_before[flag_changed][1]
         # the survey matching followed the e-mail changes of that day
         with psycopg.connect(warehouse_url) as conn:
             matched = dict(conn.execute(

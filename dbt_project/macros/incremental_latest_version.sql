@@ -16,8 +16,17 @@
     already loaded) may have dropped versions the table holds: the pre-hook
     reset_if_batches_replaced() then empties the table, and the same query rebuilds it
     from all of raw. `--full-refresh` rebuilds it as well.
+
+    full_snapshot: every batch of the source holds every key (the billing API lists all
+    customers each night). On an ordinary night a new row whose source columns equal
+    those of the same key in the batch the table's newest rows came from (its max
+    loaded_at, which all rows of that load share) is left out before it is transformed:
+    the table already holds what it would become, since that batch was built and its
+    changed rows written. Worth it where the transform is costly: stg_billing__customers
+    pseudonymizes every customer's e-mail and name, 0.66 s to 0.29 s at 100,000 customers;
+    for the subscriptions, whose transform is cheap, it saved nothing.
 -#}
-{% macro incremental_latest_version(relation, key_columns, order_by) %}
+{% macro incremental_latest_version(relation, key_columns, order_by, full_snapshot=false) %}
     {%- if is_incremental() and execute %}
         {%- set keys = key_columns | join(', ') %}
         {%- set state = incremental_load_state(relation) %}
@@ -27,7 +36,33 @@
             {%- do ranked.append(term.split()[0]) %}
         {%- endfor %}
         {%- set ranked_first = ranked[0] %}
-        {%- if state['in_order'] and ranked_first == '_logical_date' %}
+        {%- if state['in_order'] and ranked_first == '_logical_date' and full_snapshot %}
+            {%- set compared = [] %}
+            {%- for column in adapter.get_columns_in_relation(relation) %}
+                {%- if not column.name.startswith('_') %}
+                    {%- do compared.append(column.name) %}
+                {%- endif %}
+            {%- endfor %}
+    -- materialized, so that the few rows left are what the model transforms
+    with unchanged_left_out as materialized (
+        select newest.*
+        from (
+            {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+        ) as newest
+        where not exists (
+            select 1
+            from {{ relation }} as held_batch
+            where
+                held_batch._loaded_at = {{ since }}
+            {%- for key in key_columns %}
+                and held_batch.{{ key }} = newest.{{ key }}
+            {%- endfor %}
+                and (held_batch.{{ compared | join(', held_batch.') }})
+                is not distinct from (newest.{{ compared | join(', newest.') }})
+        )
+    )
+    select * from unchanged_left_out
+        {%- elif state['in_order'] and ranked_first == '_logical_date' %}
     {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
         {%- elif state['in_order'] and ranked[1:2] == ['_logical_date'] %}
     select newest.*

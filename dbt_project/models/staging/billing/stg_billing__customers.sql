@@ -6,7 +6,8 @@ source as (
     {{ incremental_latest_version(
         source('billing', 'customers'),
         ['customer_id'],
-        '_logical_date desc'
+        '_logical_date desc',
+        full_snapshot=true
     ) }}
 ),
 
