@@ -76,14 +76,11 @@
     month's snapshot is final once the as-of date has passed its last day, so the months
     from the one holding the day after the previous as-of date are recomputed.
 
-    months_later: test the month that many months after month_column instead (a row
-    that feeds a later month's row), still comparing the bare column, so that its index
-    can serve the condition.
     indexed: compare the customer with an array of the logged customers instead of a
     subquery, so that PostgreSQL can combine the customer_id and month indexes (a
     BitmapOr) where the table has both. Only for conditions that an index serves: read
     row by row, the array is searched from its start for every row. -#}
-{% macro is_recomputed(customer_column, month_column=none, months_later=0, indexed=false) -%}
+{% macro is_recomputed(customer_column, month_column=none, indexed=false) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
     true
@@ -106,15 +103,17 @@
         )
         {%- endif %}
         {%- if month_column %}
-        or {{ month_is_recomputed(month_column, months_later) }}
+        or {{ month_is_recomputed(month_column) }}
         {%- endif %}
     )
     {%- endif -%}
 {%- endmacro %}
 
 
-{#- SQL condition: every customer's row of this month (or of the month months_later
-    after it) is recomputed (see above). -#}
+{#- SQL condition: every customer's row of this month is recomputed (see above).
+    months_later: test the month that many months after month_column instead (a row
+    that feeds a later month's row), still comparing the bare column, so that its index
+    can serve the condition. -#}
 {% macro month_is_recomputed(month_column, months_later=0) -%}
     {%- set changes = customer_changes() -%}
     {%- if changes is none or changes.rebuilds_all -%}
