@@ -42,7 +42,7 @@ from defection_warehouse.dbt_airflow import (
     WarehouseProfileMapping,
     manifest_path,
 )
-from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS
+from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS, dbt_threads
 
 
 def _notify_failure(context) -> None:
@@ -191,7 +191,9 @@ def defection_nightly():
             target_name=TARGET_NAME,
             profile_mapping=WarehouseProfileMapping(
                 conn_id="warehouse",
-                profile_args={"schema": Settings.from_env().build_schema}),
+                # threads as in run_dbt: a mart's data tests run side by side
+                profile_args={"schema": Settings.from_env().build_schema,
+                              "threads": dbt_threads()}),
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),
