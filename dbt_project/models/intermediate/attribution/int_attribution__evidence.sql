@@ -154,8 +154,9 @@ usage_snapshots as (
         )
 ),
 
--- not materialized: each checkpoint looks up its account's last touchpoint through the
--- (account_id, occurred_at) index instead of joining every activity of the account
+-- not materialized: each checkpoint looks up its account's last touchpoint in the
+-- (account_id, occurred_at, is_deleted) index instead of joining every activity of the
+-- account
 activities as not materialized (
     select
         account_id,
