@@ -14,6 +14,7 @@ Writes bench/results.json (keys are merged, so later stages can add theirs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from defection_warehouse.cli import say, warehouse_url
@@ -217,9 +219,24 @@ def bench_load(server: str, customers: int, months: int, day: date) -> dict[str,
             "load_peak_rss_mb": round(max(r["peak_rss_mb"] for r in loads), 1)}
 
 
+def settle(url: str, limit_seconds: float = 120) -> None:
+    """Let the server finish what earlier steps left it (dirty pages of a load or a build,
+    autovacuum of the tables they wrote), so each timed build starts from a quiet server."""
+    with connect(url, autocommit=True) as conn:
+        # a server we may not checkpoint: the wait below still applies
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("checkpoint")
+        deadline = time.monotonic() + limit_seconds
+        while time.monotonic() < deadline and conn.execute(
+                "select count(*) from pg_stat_activity "
+                "where backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(1)
+
+
 def run_timed_dbt(args: list[str], url: str, day: date) -> float:
     from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
 
+    settle(url)
     t0 = time.perf_counter()
     run_dbt([*args, *NIGHTLY_FLAGS], url, as_of=day)
     return time.perf_counter() - t0
@@ -272,6 +289,7 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     full = run_timed_dbt(["build", "--full-refresh"], url, nxt)
     say(f"  {full:.1f}s")
     say("dbt: the same full build through the DAG's dbt stage")
+    settle(url)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "plugins")}
     out = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "dbt_in_dag.py"),
                           url, nxt.isoformat()], env=env, check=True, capture_output=True,
