@@ -42,7 +42,7 @@ from defection_warehouse.dbt_airflow import (
     WarehouseProfileMapping,
     manifest_path,
 )
-from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS, dbt_threads
+from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS
 
 
 def _notify_failure(context) -> None:
@@ -193,7 +193,7 @@ def defection_nightly():
                 conn_id="warehouse",
                 # threads as in run_dbt: a mart's data tests run side by side
                 profile_args={"schema": Settings.from_env().build_schema,
-                              "threads": dbt_threads()}),
+                              "threads": Settings.from_env().dbt_threads}),
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),

@@ -13,14 +13,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from defection_warehouse.config import Settings
 from defection_warehouse.db import with_database
-from defection_warehouse.dbt_runner import (
-    DBT_DIR,
-    NIGHTLY_FLAGS,
-    dbt_threads,
-    profile_env,
-    run_dbt,
-)
+from defection_warehouse.dbt_runner import DBT_DIR, NIGHTLY_FLAGS, profile_env, run_dbt
 
 THREADS = 2
 
@@ -68,11 +63,11 @@ def test_a_build_keeps_one_session_per_thread(warehouse_url: str) -> None:
 
 def test_threads_follow_dw_dbt_threads_else_the_cores(monkeypatch) -> None:
     monkeypatch.delenv("DW_DBT_THREADS", raising=False)
-    assert dbt_threads() == (os.cpu_count() or 4)
+    assert Settings.from_env().dbt_threads == (os.cpu_count() or 4)
     assert profile_env("postgresql://u@h/db")["DW_DBT_THREADS"] == str(os.cpu_count() or 4)
     monkeypatch.setenv("DW_DBT_THREADS", "3")
-    assert dbt_threads() == 3
+    assert profile_env("postgresql://u@h/db")["DW_DBT_THREADS"] == "3"
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("DW_DBT_THREADS", bad)
         with pytest.raises(ValueError, match="DW_DBT_THREADS"):
-            dbt_threads()
+            Settings.from_env()

@@ -32,27 +32,12 @@ class DbtError(RuntimeError):
     """dbt reported errors or failing tests; the message lists the failing nodes."""
 
 
-def dbt_threads() -> int:
-    """How many models and tests dbt runs at once: DW_DBT_THREADS, else one per core. On
-    two cores, four threads made a night's build 15-20% slower than two (the queries and
-    dbt's own Python work compete for the cores), and the full build no faster."""
-    configured = os.environ.get("DW_DBT_THREADS")
-    if configured:
-        try:
-            threads = int(configured)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise ValueError(f"DW_DBT_THREADS={configured!r} must be a whole number above 0")
-        return threads
-    return os.cpu_count() or 4
-
-
 def profile_env(warehouse_url: str, schema: str | None = None) -> dict[str, str]:
     """dbt profile variables for `warehouse_url`; the marts go to `schema` (default: the
     configured build schema)."""
     from defection_warehouse.config import Settings
 
+    settings = Settings.from_env()
     parts = urlsplit(warehouse_url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError(f"warehouse URL must be postgresql://..., got scheme {parts.scheme!r}")
@@ -62,8 +47,8 @@ def profile_env(warehouse_url: str, schema: str | None = None) -> dict[str, str]
         "DW_PG_USER": unquote(parts.username or "postgres"),
         "DW_PG_PASSWORD": unquote(parts.password or ""),
         "DW_PG_DATABASE": parts.path.lstrip("/") or "postgres",
-        "DW_BUILD_SCHEMA": schema or Settings.from_env().build_schema,
-        "DW_DBT_THREADS": str(dbt_threads()),
+        "DW_BUILD_SCHEMA": schema or settings.build_schema,
+        "DW_DBT_THREADS": str(settings.dbt_threads),
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_PROJECT_DIR": str(DBT_DIR),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
