@@ -35,14 +35,8 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 
 from defection_warehouse.config import Settings
 from defection_warehouse.contracts import SOURCES
-from defection_warehouse.dbt_airflow import (
-    DBT_DIR,
-    PROFILE_NAME,
-    TARGET_NAME,
-    WarehouseProfileMapping,
-    manifest_path,
-)
-from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS
+from defection_warehouse.dbt_airflow import DBT_DIR, WarehouseProfileMapping, manifest_path
+from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS, PROFILE_NAME, TARGET_NAME
 
 
 def _notify_failure(context) -> None:

@@ -1,6 +1,7 @@
 """How run_dbt runs a nightly build: one PostgreSQL session per dbt thread for the whole
 invocation (not one per node), the parse step's manifest left as it is, run_results.json
-still written, and as many threads as DW_DBT_THREADS or the cores."""
+still written, as many threads as DW_DBT_THREADS or the cores, and a parse state that the
+DAG's Cosmos tasks can reuse."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import pytest
 
 from defection_warehouse.config import Settings
 from defection_warehouse.db import with_database
-from defection_warehouse.dbt_runner import DBT_DIR, NIGHTLY_FLAGS, profile_env, run_dbt
+from defection_warehouse.dbt_runner import (
+    DBT_DIR,
+    NIGHTLY_FLAGS,
+    PROFILE_NAME,
+    TARGET_NAME,
+    _environ,
+    profile_env,
+    run_dbt,
+)
 
 THREADS = 2
 
@@ -71,3 +80,26 @@ def test_threads_follow_dw_dbt_threads_else_the_cores(monkeypatch) -> None:
         monkeypatch.setenv("DW_DBT_THREADS", bad)
         with pytest.raises(ValueError, match="DW_DBT_THREADS"):
             Settings.from_env()
+
+
+def _parse_events(*extra: str) -> list[str]:
+    """Names of the events of a `dbt parse` invoked the way the DAG's Cosmos tasks invoke
+    dbt: profile and target named on the command line."""
+    from dbt.cli.main import dbtRunner
+
+    events: list[str] = []
+    with _environ(profile_env("postgresql://localhost/unused")):
+        dbtRunner(callbacks=[lambda event: events.append(event.info.name)]).invoke([
+            "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
+            "--profile", PROFILE_NAME, "--target", TARGET_NAME, *extra])
+    return events
+
+
+def test_cosmos_tasks_reuse_the_parse_state_of_run_dbt() -> None:
+    run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
+    try:
+        assert "UnableToPartialParse" not in _parse_events()
+        # the check can fail: other --vars than run_dbt's do reject the saved state
+        assert "UnableToPartialParse" in _parse_events("--vars", '{"parse_check": 1}')
+    finally:
+        run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")

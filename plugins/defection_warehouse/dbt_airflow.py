@@ -14,8 +14,6 @@ from defection_warehouse.config import PROJECT_ROOT
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 MANIFEST = DBT_DIR / "target" / "manifest.json"
-PROFILE_NAME = "defection_warehouse"
-TARGET_NAME = "warehouse"
 
 
 class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
