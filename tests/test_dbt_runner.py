@@ -60,7 +60,7 @@ def test_a_build_keeps_one_session_per_thread(warehouse_url: str) -> None:
 
     nodes = len(result.results)
     opened = _sessions(admin, database) - before
-    assert nodes >= 30
+    assert nodes >= 25
     # one per thread, and one for dbt's own queries before the nodes start
     assert 1 <= opened <= THREADS + 1, f"{opened} sessions for {nodes} nodes"
     assert manifest.stat().st_mtime_ns == manifest_written
