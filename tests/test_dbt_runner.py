@@ -52,14 +52,14 @@ def test_a_build_keeps_one_session_per_thread(warehouse_url: str) -> None:
     before = _sessions(admin, database)
     started = datetime.now(UTC).replace(tzinfo=None).isoformat()
 
-    # the seeds and their data tests: a few dozen nodes, no raw tables needed
+    # the seeds and their data tests: twenty-odd nodes, no raw tables needed
     result = run_dbt(["build", "--quiet", "--select", "resource_type:seed",
                       "--indirect-selection", "cautious", "--threads", str(THREADS),
                       *NIGHTLY_FLAGS], warehouse_url)
 
     nodes = len(result.results)
     opened = _sessions(admin, database) - before
-    assert nodes >= 25
+    assert nodes >= 20
     # one per thread, and one for dbt's own queries before the nodes start
     assert 1 <= opened <= THREADS + 1, f"{opened} sessions for {nodes} nodes"
     assert manifest.stat().st_mtime_ns == manifest_written

@@ -283,6 +283,15 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         conn.execute("update staging.stg_crm__activities set activity_id = null, "
                      "built_at = built_at + interval '1 second' where activity_id = "
                      "(select min(activity_id) from staging.stg_crm__activities)")
-    with pytest.raises(DbtError, match="not_null_stg_crm__activities_activity_id"):
+    with pytest.raises(DbtError, match="unique_and_not_null_stg_crm__activities_activity_id"):
         run_dbt(["test", "--quiet", "--select", "stg_crm__activities"], warehouse_url,
+                schema=settings.build_schema, as_of=later)
+
+    # The key test of a table without a unique index fails on a repeated key as well.
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("insert into intermediate.int_attribution__checkpoints "
+                     "select * from intermediate.int_attribution__checkpoints limit 1")
+    with pytest.raises(DbtError,
+                       match="unique_and_not_null_int_attribution__checkpoints_checkpoint_id"):
+        run_dbt(["test", "--quiet", "--select", "int_attribution__checkpoints"], warehouse_url,
                 schema=settings.build_schema, as_of=later)

@@ -1,7 +1,7 @@
 {#- Fails with the rows in which any of the columns is null, each with the names of those
     columns in null_columns. One query per model instead of one not_null test per column:
     each test is a node of its own, and dbt spends about 20 ms on a node before its query
-    runs. Key columns keep their own not_null test beside their unique test. -#}
+    runs. Key columns are checked by unique_and_not_null. -#}
 {% test not_null_columns(model, columns) %}
     select
         *,
