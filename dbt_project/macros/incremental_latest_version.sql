@@ -47,7 +47,8 @@
     with unchanged_left_out as materialized (
         select newest.*
         from (
-            {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+            {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since,
+                one_batch=state['one_batch']) }}
         ) as newest
         where not exists (
             select 1
@@ -63,11 +64,13 @@
     )
     select * from unchanged_left_out
         {%- elif state['in_order'] and ranked_first == '_logical_date' %}
-    {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+    {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since,
+                one_batch=state['one_batch']) }}
         {%- elif state['in_order'] and ranked[1:2] == ['_logical_date'] %}
     select newest.*
     from (
-        {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since) }}
+        {{ latest_version(relation, key_columns, order_by, where='_loaded_at > ' ~ since,
+                one_batch=state['one_batch']) }}
     ) as newest
     left join {{ this }} as existing
         on
@@ -103,8 +106,10 @@
     load the table holds (its max loaded_at), and `in_order`, whether every load of the
     source table since then is for a later day than every load before it (from the load
     audit, whose loaded_at is the load transaction's time, as the rows' _loaded_at).
-    A model is compiled before its pre-hooks run: when reset_if_batches_replaced() is
-    about to empty the table, `since` is -infinity, so the night reads all of raw. -#}
+    `one_batch`: the rows loaded since `since` are all of one batch (one source and
+    logical date; a batch loaded again replaces its rows, which resets the table). A model is compiled before its pre-hooks run: when
+    reset_if_batches_replaced() is about to empty the table, `since` is -infinity, so
+    the night reads all of raw. -#}
 {% macro incremental_load_state(relation) %}
     {%- set query -%}
         with held as (
@@ -113,6 +118,7 @@
         audit as (
             select
                 audit.logical_date,
+                audit.batch_id,
                 audit.loaded_at > coalesce(held.loaded_at, '-infinity') as is_new
             from {{ source('raw_meta', 'load_audit') }} as audit
             cross join held
@@ -136,11 +142,12 @@
                 (select min(logical_date) from audit where is_new)
                 > (select max(logical_date) from audit where not is_new),
                 true
-            )
+            ),
+            not resets.resets and (select count(distinct batch_id) from audit where is_new) = 1
         from resets
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
-    {{ return({'since': row[0], 'in_order': row[1]}) }}
+    {{ return({'since': row[0], 'in_order': row[1], 'one_batch': row[2]}) }}
 {% endmacro %}
 
 
