@@ -168,6 +168,7 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
 # ------------------------------------------------------------------ the test
 def test_kpis_reconcile_with_raw_billing(built_warehouse: str) -> None:
     _assert_emails_pseudonymised(built_warehouse)
+    _assert_rebuilt_tables_analyzed(built_warehouse)
     expected = recompute(built_warehouse)
     rates = ("logo_churn_rate", "gross_mrr_churn_rate", "grr_t12", "nrr_t12")
     columns = ", ".join(f"{r}_numerator, {r}_denominator, {r}" for r in rates)
@@ -209,3 +210,20 @@ def _assert_emails_pseudonymised(url: str) -> None:
     assert pairs
     for email_hash, email in pairs:
         assert email_hash == hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
+
+
+def _assert_rebuilt_tables_analyzed(url: str) -> None:
+    """Every table the build rebuilt has planner statistics, from the sample that
+    var('analyze_statistics_target') sets (10: at most 10 histogram buckets)."""
+    with psycopg.connect(url) as conn:
+        never = conn.execute(
+            "select schemaname || '.' || relname from pg_stat_user_tables "
+            "where schemaname in ('intermediate', 'analytics') and last_analyze is null"
+        ).fetchall()
+        bounds = conn.execute(
+            "select array_length(histogram_bounds::text::text[], 1) from pg_stats "
+            "where schemaname = 'analytics' and tablename = 'dim_customers' "
+            "and attname = 'customer_id'").fetchone()[0]
+    assert never == []
+    assert 2 <= bounds <= 11
+
