@@ -107,9 +107,9 @@
     source table since then is for a later day than every load before it (from the load
     audit, whose loaded_at is the load transaction's time, as the rows' _loaded_at).
     `one_batch`: the rows loaded since `since` are all of one batch (one source and
-    logical date; a batch loaded again replaces its rows, which resets the table). A model is compiled before its pre-hooks run: when
-    reset_if_batches_replaced() is about to empty the table, `since` is -infinity, so
-    the night reads all of raw. -#}
+    logical date; a batch loaded again replaces its rows, which resets the table).
+    A model is compiled before its pre-hooks run: when reset_if_batches_replaced() is
+    about to empty the table, `since` is -infinity, so the night reads all of raw. -#}
 {% macro incremental_load_state(relation) %}
     {%- set query -%}
         with held as (
