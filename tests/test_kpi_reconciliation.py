@@ -226,4 +226,3 @@ def _assert_rebuilt_tables_analyzed(url: str) -> None:
             "and attname = 'customer_id'").fetchone()[0]
     assert never == []
     assert 2 <= bounds <= 11
-

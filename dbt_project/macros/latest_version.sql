@@ -8,9 +8,7 @@
 -#}
 {% macro latest_version(relation, key_columns, order_by, where=none, one_batch=false) %}
     {%- if one_batch %}
-    select
-        *,
-        1::bigint as _version_rank
+    select *
     from {{ relation }}
     {%- if where %}
     where {{ where }}
