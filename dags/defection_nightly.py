@@ -130,19 +130,17 @@ def defection_nightly():
         failing model); the marts that people read are tasks of their own. The build
         schema is kept from night to night (created if missing): dbt replaces or
         incrementally updates its marts, and publish drops anything that is not a mart."""
-        from defection_warehouse.dbt_runner import run_dbt
+        from defection_warehouse.dbt_runner import nightly_build
         from defection_warehouse.pipeline import ensure_build_schema
 
         settings = Settings.from_env()
         url = _endpoints().warehouse_url
         ensure_build_schema(url, settings)
         # buildable: a test that also reads a mart runs with that mart
-        args = ["build", "--select", "resource_type:seed", "staging", "intermediate",
-                "--indirect-selection", "buildable", *NIGHTLY_FLAGS]
-        if params["full_refresh"]:
-            args.append("--full-refresh")
-        run_dbt(args, url, schema=settings.build_schema,
-                as_of=data_interval_start.date())
+        nightly_build(url, select=["--select", "resource_type:seed", "staging", "intermediate",
+                                   "--indirect-selection", "buildable"],
+                      schema=settings.build_schema, as_of=data_interval_start.date(),
+                      full_refresh=params["full_refresh"])
 
     @task
     def validate_build(data_interval_start=None, run_id=None) -> str:

@@ -144,3 +144,25 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
         detail = "\n  ".join(failed) if failed else str(result.exception or "see dbt log")
         raise DbtError(f"dbt {' '.join(args)} failed:\n  {detail}")
     return result.result
+
+
+def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
+                  schema: str | None = None, as_of: date | None = None,
+                  full_refresh: bool = False) -> object:
+    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments).
+
+    Seeds whose files match what was last loaded into this warehouse are left out, with
+    the data tests that read only them (see seed_state); --full-refresh loads them all.
+    After a successful build the fingerprints of the seeds it loaded are kept."""
+    from defection_warehouse.seed_state import record_loaded_seeds, unchanged_seed_nodes
+
+    args = ["build", *select, *NIGHTLY_FLAGS]
+    if full_refresh:
+        args.append("--full-refresh")
+    else:
+        unchanged = unchanged_seed_nodes(warehouse_url, DBT_DIR)
+        if unchanged:
+            args += ["--exclude", *unchanged]
+    result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
+    record_loaded_seeds(warehouse_url, DBT_DIR, getattr(result, "results", None) or [])
+    return result

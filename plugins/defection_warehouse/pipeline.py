@@ -95,12 +95,11 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
               full_refresh: bool = False) -> None:
     """dbt build of every model and test: staging and intermediate in their own schemas,
     the marts in the build schema."""
-    from defection_warehouse.dbt_runner import NIGHTLY_FLAGS, run_dbt
+    from defection_warehouse.dbt_runner import nightly_build
 
     ensure_build_schema(endpoints.warehouse_url, settings)
-    args = ["build", *NIGHTLY_FLAGS, *(["--full-refresh"] if full_refresh else [])]
-    run_dbt(args, endpoints.warehouse_url, schema=settings.build_schema,
-            as_of=logical_date)
+    nightly_build(endpoints.warehouse_url, schema=settings.build_schema, as_of=logical_date,
+                  full_refresh=full_refresh)
 
 
 def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings, *,
