@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from defection_warehouse.dbt_runner import DBT_DIR, nightly_build
+from defection_warehouse.dbt_runner import DBT_DIR, nightly_build, nightly_selection, run_dbt
 from defection_warehouse.seed_state import FINGERPRINT_TABLE, fingerprint, unchanged_seed_nodes
 
 SEEDS_ONLY = ["--select", "resource_type:seed", "--indirect-selection", "cautious", "--quiet"]
@@ -40,6 +40,22 @@ def test_a_night_loads_only_the_seeds_that_changed(warehouse_url: str) -> None:
 
     # the same files: nothing to load and nothing to test again
     assert _ran(nightly_build(warehouse_url, select=SEEDS_ONLY)) == (set(), set())
+    # ... while a whole night still runs every test that also reads a model, as do the
+    # DAG's dbt_base (staging, intermediate) and its mart tasks
+    for select in ([], ["--select", "resource_type:seed", "staging", "intermediate",
+                        "--indirect-selection", "buildable"]):
+        listed = set(run_dbt(["ls", "--resource-type", "test", "--resource-type", "seed",
+                              "--output", "name", "--quiet",
+                              *nightly_selection(warehouse_url, select)], warehouse_url))
+        # an intermediate model and a seed
+        assert {"assert_stated_reason_codes_are_mapped",
+                "relationships_int_attribution__evidence_cause_id__cause_id__ref_cause_taxonomy_"
+                } <= listed
+        assert not listed & seeds
+        assert "unique_and_not_null_cause_taxonomy_cause_id" not in listed
+        if not select:
+            assert "relationships_fct_defection_causes_cause_id__cause_id__ref_cause_taxonomy_" \
+                in listed
 
     # a changed file (its fingerprint no longer matches) and a dropped table
     with psycopg.connect(warehouse_url, autocommit=True) as conn:

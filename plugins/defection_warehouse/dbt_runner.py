@@ -154,15 +154,28 @@ def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
     Seeds whose files match what was last loaded into this warehouse are left out, with
     the data tests that read only them (see seed_state); --full-refresh loads them all.
     After a successful build the fingerprints of the seeds it loaded are kept."""
-    from defection_warehouse.seed_state import record_loaded_seeds, unchanged_seed_nodes
+    from defection_warehouse.seed_state import record_loaded_seeds
 
-    args = ["build", *select, *NIGHTLY_FLAGS]
-    if full_refresh:
-        args.append("--full-refresh")
-    else:
-        unchanged = unchanged_seed_nodes(warehouse_url, DBT_DIR)
-        if unchanged:
-            args += ["--exclude", *unchanged]
+    args = ["build", *nightly_selection(warehouse_url, select, full_refresh=full_refresh),
+            *NIGHTLY_FLAGS]
     result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
     record_loaded_seeds(warehouse_url, DBT_DIR, getattr(result, "results", None) or [])
     return result
+
+
+def nightly_selection(warehouse_url: str, select: Sequence[str] = (), *,
+                      full_refresh: bool = False) -> list[str]:
+    """`select` plus the exclusion of the unchanged seeds and their own data tests."""
+    from defection_warehouse.seed_state import unchanged_seed_nodes
+
+    if full_refresh:
+        return [*select, "--full-refresh"]
+    unchanged = unchanged_seed_nodes(warehouse_url, DBT_DIR)
+    if not unchanged:
+        return list(select)
+    # dbt's default (eager) indirect selection would also exclude every test that reads
+    # an excluded seed, such as a mart's relationship to the cause taxonomy; cautious
+    # excludes only the tests all of whose parents are excluded, and selects the same
+    # nodes as eager when everything is selected
+    mode = [] if "--indirect-selection" in select else ["--indirect-selection", "cautious"]
+    return [*select, *mode, "--exclude", *unchanged]
