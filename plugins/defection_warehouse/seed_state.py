@@ -50,8 +50,8 @@ def fingerprint(dbt_dir: Path, seed: dict) -> str:
 def _stored(warehouse_url: str, schema: str) -> dict[str, str]:
     """Fingerprints of the seeds last loaded, for the seed tables that still exist."""
     with connect(warehouse_url) as conn:
-        if conn.execute("select to_regclass(%s)",
-                        (f'"{schema}"."{FINGERPRINT_TABLE}"',)).fetchone()[0] is None:
+        if conn.execute("select to_regclass(format('%%I.%%I', %s::text, %s::text))",
+                        (schema, FINGERPRINT_TABLE)).fetchone()[0] is None:
             return {}
         rows = conn.execute(sql.SQL(
             "select f.seed_name, f.fingerprint from {} as f "
@@ -81,16 +81,16 @@ def unchanged_seed_nodes(warehouse_url: str, dbt_dir: Path) -> list[str]:
     return sorted(seeds[uid]["name"] for uid in unchanged) + sorted(tests)
 
 
-def record_loaded_seeds(warehouse_url: str, dbt_dir: Path, results: Iterable) -> list[str]:
-    """Keep the fingerprint of every seed a successful build loaded; returns their names."""
+def record_loaded_seeds(warehouse_url: str, dbt_dir: Path, results: Iterable) -> None:
+    """Keep the fingerprint of every seed a successful build loaded."""
     manifest = _manifest(dbt_dir)
     if manifest is None:
-        return []
+        return
     seeds = _seeds(manifest)
     loaded = [seeds[r.node.unique_id] for r in results
               if r.node.unique_id in seeds and str(r.status).lower() == "success"]
     if not loaded:
-        return []
+        return
     with connect(warehouse_url) as conn:
         for schema in {s["schema"] for s in loaded}:
             table = sql.Identifier(schema, FINGERPRINT_TABLE)
@@ -102,4 +102,3 @@ def record_loaded_seeds(warehouse_url: str, dbt_dir: Path, results: Iterable) ->
                 "set fingerprint = excluded.fingerprint, loaded_at = excluded.loaded_at"
             ).format(table), [(s["alias"], fingerprint(dbt_dir, s)) for s in loaded
                               if s["schema"] == schema])
-    return [s["name"] for s in loaded]
