@@ -1,7 +1,7 @@
 """How run_dbt runs a nightly build: one PostgreSQL session per dbt thread for the whole
 invocation (not one per node), the parse step's manifest left as it is, run_results.json
-still written, as many threads as DW_DBT_THREADS or the cores, and a parse state that the
-DAG's Cosmos tasks can reuse."""
+still written, as many threads as DW_DBT_THREADS or the cores, a parse state that the
+DAG's Cosmos tasks can reuse, and column lookups that answer as information_schema."""
 
 from __future__ import annotations
 
@@ -104,3 +104,64 @@ def test_cosmos_tasks_reuse_the_parse_state_of_run_dbt(monkeypatch) -> None:
         assert "UnableToPartialParse" in _parse_events("--vars", '{"parse_check": 1}')
     finally:
         run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
+
+
+# Relations of every kind and column type the lookup distinguishes: lengths, precision
+# and scale, arrays, a domain over an array, an enum (USER-DEFINED), a dropped column, a
+# view, and a materialized view (which information_schema.columns leaves out).
+CATALOG_FIXTURE = """
+create schema catalog_check;
+create type catalog_check.mood as enum ('ok', 'bad');
+create domain catalog_check.codes as varchar(8)[];
+create domain catalog_check.cents as numeric(12, 2);
+create table catalog_check.everything (
+    id bigint primary key, small smallint, name varchar(40), code char(3), body text,
+    amount numeric(10, 2), ratio numeric, share double precision, at timestamptz,
+    day date, flag boolean, tags text[], feeling catalog_check.mood,
+    codes catalog_check.codes, price catalog_check.cents, gone int, bits bit varying(5),
+    span interval, doc jsonb);
+alter table catalog_check.everything drop column gone;
+create view catalog_check.everything_view as select id, name, amount from catalog_check.everything;
+create materialized view catalog_check.everything_mat as select id from catalog_check.everything;
+"""
+
+INFORMATION_SCHEMA = """
+select table_schema::text, table_name::text, ordinal_position::int, column_name::text,
+    data_type::text, character_maximum_length::int, numeric_precision::int,
+    numeric_scale::int
+from information_schema.columns
+where table_schema not in ('pg_catalog', 'information_schema')
+"""
+
+
+def test_column_lookups_answer_as_information_schema(warehouse_url: str) -> None:
+    run_dbt(["seed", "--quiet"], warehouse_url)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute(CATALOG_FIXTURE)
+    result = run_dbt(["compile", "--quiet", "--inline",
+                      "select table_schema, table_name, ordinal_position, column_name, "
+                      "data_type, character_maximum_length, numeric_precision, numeric_scale "
+                      "from ({{ catalog_columns_query() }}) as catalog "
+                      "where table_schema not in ('pg_catalog', 'information_schema')"],
+                     warehouse_url)
+    catalog_sql = result.results[0].node.compiled_code
+    with psycopg.connect(warehouse_url) as conn:
+        catalog = set(conn.execute(catalog_sql).fetchall())
+        expected = set(conn.execute(INFORMATION_SCHEMA).fetchall())
+    assert catalog == expected
+    kinds = {row[4] for row in expected if row[0] == "catalog_check"}
+    assert {"ARRAY", "USER-DEFINED", "character varying", "numeric"} <= kinds
+    assert not any(row[1] == "everything_mat" for row in expected)
+    # the seeds are in both, and dbt reads a seed's columns through the project's macro
+    assert sum(1 for row in catalog if row[0] == "seeds") > 20
+    shown = run_dbt(["compile", "--quiet", "--inline",
+                     "{% set columns = adapter.get_columns_in_relation(ref('plan_catalog')) %}"
+                     "select '{{ columns | map(attribute='name') | join(',') }}' as names"],
+                    warehouse_url)
+    with psycopg.connect(warehouse_url) as conn:
+        names = conn.execute(shown.results[0].node.compiled_code).fetchone()[0]
+        in_order = conn.execute(
+            "select string_agg(column_name, ',' order by ordinal_position) "
+            "from information_schema.columns "
+            "where table_schema = 'seeds' and table_name = 'plan_catalog'").fetchone()[0]
+    assert names == in_order

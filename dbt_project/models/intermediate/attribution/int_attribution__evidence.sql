@@ -97,11 +97,14 @@ subscription_items as (
     from {{ ref('stg_billing__subscription_items') }}
 ),
 
+-- the current version of each account, from the history already built (the staging view
+-- would rank every landed version again)
 accounts as (
     select
-        account_id,
+        crm_account_id as account_id,
         employee_count
-    from {{ ref('stg_crm__accounts') }}
+    from {{ ref('int_identity__account_history') }}
+    where is_current
 ),
 
 deals as (

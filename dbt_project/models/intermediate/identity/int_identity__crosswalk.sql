@@ -2,8 +2,12 @@
 -- account id it was created for; either side may exist without the other.
 with
 
+-- every CRM account once: its current version in the history already built (the staging
+-- view would rank every landed version again)
 accounts as (
-    select account_id from {{ ref('stg_crm__accounts') }}
+    select crm_account_id as account_id
+    from {{ ref('int_identity__account_history') }}
+    where is_current
 ),
 
 customers as (
