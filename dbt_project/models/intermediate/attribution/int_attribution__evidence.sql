@@ -121,23 +121,95 @@ deals as (
         and not coalesce(is_deleted, false)
 ),
 
+-- the ticket rules that are on, with their thresholds (null when a rule is off)
+ticket_thresholds as (
+    select
+        coalesce(bool_or(signal_id = 'product_issues_bug_volume'), false) as counts_bugs,
+        coalesce(bool_or(signal_id = 'product_issues_unresolved_bug'), false)
+            as counts_unresolved_bugs,
+        make_interval(
+            hours => (max(threshold) filter (
+                where signal_id = 'slow_resolution_first_response'
+            ))::int
+        ) as first_response_limit,
+        make_interval(
+            secs => max(threshold) filter (
+                where signal_id = 'slow_resolution_resolution_time'
+            ) * 86400
+        ) as resolution_limit,
+        max(threshold) filter (where signal_id = 'poor_service_low_csat') as low_csat,
+        coalesce(bool_or(signal_id = 'hassle_billing_ticket'), false) as counts_billing
+    from rules
+),
+
+-- Only tickets that can qualify for a ticket rule at some checkpoint (a quarter of them
+-- at 100,000 customers) are paired with the checkpoints' windows: each condition below
+-- follows from the rule's condition in qualifying_tickets, where a response or a
+-- resolution counts only if it came before the window end (a response still missing at
+-- the window end came later, or never, so it also took longer than the threshold).
 tickets as (
     select
-        ticket_id,
-        account_id,
-        ticket_category,
-        ticket_priority,
-        opened_at,
-        first_response_at,
-        resolved_at,
-        csat_score
-    from {{ ref('stg_crm__tickets') }}
+        tickets.ticket_id,
+        tickets.account_id,
+        tickets.ticket_category,
+        tickets.ticket_priority,
+        tickets.opened_at,
+        tickets.first_response_at,
+        tickets.resolved_at,
+        tickets.csat_score
+    from {{ ref('stg_crm__tickets') }} as tickets
     where
-        not coalesce(is_deleted, false)
+        not coalesce(tickets.is_deleted, false)
         and (
-            opened_at >= (select active_reach.starts_at from active_reach)
-            or account_id in (select defection_accounts.crm_account_id from defection_accounts)
+            tickets.opened_at >= (select active_reach.starts_at from active_reach)
+            or tickets.account_id in (
+                select defection_accounts.crm_account_id from defection_accounts
+            )
         )
+        -- thresholds as scalar subqueries, computed once, so that the condition filters
+        -- the scan of the tickets
+        and (
+            (
+                (select ticket_thresholds.counts_bugs from ticket_thresholds)
+                and tickets.ticket_category in ('bug', 'outage')
+            )
+            or (
+                (select ticket_thresholds.counts_unresolved_bugs from ticket_thresholds)
+                and tickets.ticket_category = 'bug'
+                and tickets.ticket_priority in ('high', 'urgent')
+            )
+            or (
+                (select ticket_thresholds.first_response_limit from ticket_thresholds)
+                is not null
+                and (
+                    tickets.first_response_at is null
+                    or tickets.first_response_at - tickets.opened_at
+                    > (select ticket_thresholds.first_response_limit from ticket_thresholds)
+                )
+            )
+            or tickets.resolved_at - tickets.opened_at
+            > (select ticket_thresholds.resolution_limit from ticket_thresholds)
+            or tickets.csat_score <= (select ticket_thresholds.low_csat from ticket_thresholds)
+            or (
+                (select ticket_thresholds.counts_billing from ticket_thresholds)
+                and tickets.ticket_category = 'billing'
+            )
+        )
+),
+
+-- The low-usage rule fires only when each of an account's latest snapshots in the window
+-- is under the threshold, so only accounts with a snapshot under it (one in thirteen at
+-- 100,000 customers) have their snapshots paired with the checkpoints' windows.
+low_usage_accounts as (
+    select distinct snapshots.account_id
+    from {{ ref('stg_crm__usage_snapshots') }} as snapshots
+    inner join rules
+        on
+            rules.signal_id = 'failed_adoption_low_usage'
+            and snapshots.active_users::numeric < rules.threshold * snapshots.licensed_seats
+    where
+        not coalesce(snapshots.is_deleted, false)
+        and snapshots.licensed_seats > 0
 ),
 
 usage_snapshots as (
@@ -155,6 +227,7 @@ usage_snapshots as (
             )
             or account_id in (select defection_accounts.crm_account_id from defection_accounts)
         )
+        and account_id in (select low_usage_accounts.account_id from low_usage_accounts)
 ),
 
 -- not materialized: each checkpoint looks up its account's last touchpoint in the
