@@ -14,8 +14,13 @@ the build schema with the published schema that BI tools read and appends the KP
 * **Backfill / rerun**: every task is keyed on the data interval and idempotent. A rerun
   reuses committed landing files (set the `reextract` param to pull them again) and
   replaces that day's raw batch in one transaction.
-* **Connections**: `warehouse` and `crm_db` (Postgres), `billing_api` (HTTP: host = API
-  base URL, password = API key), optional `dw_alerts` (HTTP webhook for failure alerts).
+* **Sources**: the connected sources come from the `sources` param, else the Airflow
+  Variable `dw_sources`, else `DW_SOURCES` (comma list of crm, billing, survey; all by
+  default; billing is required). A source that is not connected has its extract and load
+  skipped, is not gated, and keeps empty raw tables.
+* **Connections**: `warehouse` (Postgres), `billing_api` (HTTP: host = API base URL,
+  password = API key), `crm_db` (Postgres) when the CRM is connected, optional
+  `dw_alerts` (HTTP webhook for failure alerts).
 * **When it fails**: the failing task's log (and the alert) names the problem: file, line
   and field for malformed rows (`raw_meta.quarantine`), or suite, table, expectation and
   observed value for a failed gate (`dw_meta.gate_results`, Data Docs). Nothing is
@@ -28,7 +33,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -57,8 +62,24 @@ default_args = {
 }
 
 
-def _endpoints():
-    """Resolve connections at run time (never at import)."""
+def _sources(params) -> tuple[str, ...]:
+    """The connected sources, resolved at run time: the run's `sources` param, else the
+    Airflow Variable `dw_sources`, else DW_SOURCES (all three when none is set)."""
+    from airflow.sdk import Variable
+
+    from defection_warehouse.config import parse_sources
+
+    if params and params.get("sources"):
+        return parse_sources(params["sources"], origin="the sources param")
+    variable = Variable.get("dw_sources", default=None)
+    if variable:
+        return parse_sources(variable, origin="the Airflow Variable dw_sources")
+    return Settings.from_env().sources
+
+
+def _endpoints(sources=()):
+    """Resolve connections at run time (never at import); the CRM's only when it is one
+    of the connected `sources`."""
     from airflow.sdk import Connection
 
     from defection_warehouse.extract.billing import api_settings_from_connection
@@ -67,7 +88,7 @@ def _endpoints():
     url, key = api_settings_from_connection(Connection.get("billing_api"))
     return Endpoints(
         warehouse_url=Connection.get("warehouse").get_uri(),
-        crm_url=Connection.get("crm_db").get_uri(),
+        crm_url=Connection.get("crm_db").get_uri() if "crm" in sources else None,
         billing_url=url,
         billing_api_key=key,
     )
@@ -92,6 +113,9 @@ def _day(data_interval_start):
                                        "batch is already committed."),
         "full_refresh": Param(False, type="boolean",
                               description="Rebuild incremental dbt models from all history."),
+        "sources": Param("", type="string",
+                         description="Connected sources for this run, e.g. 'billing,crm' "
+                                     "(empty: the Variable dw_sources, else DW_SOURCES)."),
     },
     tags=["defection-warehouse", "nightly", "extract-load", "quality-gate"],
     doc_md=__doc__,
@@ -99,28 +123,37 @@ def _day(data_interval_start):
 def defection_nightly():
     @task(task_id="extract")
     def extract(source: str, data_interval_start=None, params=None) -> dict:
-        from defection_warehouse import pipeline
-        from defection_warehouse.config import Settings
+        """Extract one source; skipped (its load too) when the source is not connected."""
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return pipeline.extract(source, _day(data_interval_start), _endpoints(),
+        from defection_warehouse import pipeline
+
+        sources = _sources(params)
+        if source not in sources:
+            skipped = pipeline.skip_source(source, _endpoints(sources),
+                                           Settings.from_env(), sources=sources)
+            raise AirflowSkipException(skipped["reason"])
+        return pipeline.extract(source, _day(data_interval_start), _endpoints(sources),
                                 Settings.from_env(), force=bool(params["reextract"]),
                                 progress=print)
 
     @task(task_id="load")
-    def load(extracted: dict, data_interval_start=None) -> dict:
-        from defection_warehouse import pipeline
-        from defection_warehouse.config import Settings
-
-        return pipeline.load(extracted["source"], _day(data_interval_start), _endpoints(),
-                             Settings.from_env(), progress=print)
-
-    @task
-    def validate_raw(data_interval_start=None, run_id=None) -> str:
-        """Blocking gate: the day's raw batches against their expectation suites."""
+    def load(extracted: dict, data_interval_start=None, params=None) -> dict:
         from defection_warehouse import pipeline
 
-        summary = pipeline.validate_raw(_day(data_interval_start), _endpoints(),
-                                        run_id=run_id)
+        return pipeline.load(extracted["source"], _day(data_interval_start),
+                             _endpoints(_sources(params)), Settings.from_env(),
+                             progress=print)
+
+    # none_failed: runs when the loads of the sources that are not connected were skipped
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def validate_raw(data_interval_start=None, run_id=None, params=None) -> str:
+        """Blocking gate: the day's raw batches of the connected sources."""
+        from defection_warehouse import pipeline
+
+        sources = _sources(params)
+        summary = pipeline.validate_raw(_day(data_interval_start), _endpoints(sources),
+                                        run_id=run_id, sources=sources)
         print(summary)
         return summary
 
@@ -162,14 +195,17 @@ def defection_nightly():
         return summary
 
     @task
-    def report(loads: list[dict], data_interval_start=None) -> dict:
+    def report(data_interval_start=None, params=None) -> dict:
         from defection_warehouse import pipeline
 
         day = _day(data_interval_start)
-        url = _endpoints().warehouse_url
-        print(pipeline.format_raw_summary(pipeline.raw_summary(url, day), day))
+        sources = _sources(params)
+        url = _endpoints(sources).warehouse_url
+        print(pipeline.sources_line(sources))
+        rows = pipeline.raw_summary(url, day)
+        print(pipeline.format_raw_summary(rows, day))
         print(pipeline.kpi_summary(url))
-        return {x["source"]: x["rows_loaded"] for x in loads}
+        return {table: batch_rows for table, batch_rows, _ in rows}
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
@@ -204,7 +240,7 @@ def defection_nightly():
                        "env": {AS_OF_ENV: "{{ data_interval_start | ds }}"}},
         default_args=default_args,
     )
-    loads >> raw_gate >> base >> models >> validate_build() >> publish() >> report(loads)
+    loads >> raw_gate >> base >> models >> validate_build() >> publish() >> report()
 
 
 defection_nightly()

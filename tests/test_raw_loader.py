@@ -126,7 +126,7 @@ def test_malformed_rows_are_quarantined_with_file_line_and_field(
         ("accounts.csv", 9, "employee_count"), ("accounts.csv", 11, None)]
     assert "'twelve' is not a whole number" in rows[0][3]
     assert "has 5 fields, the header has 11" in rows[1][3]
-    assert 7 not in loaded_ids and 9 not in loaded_ids and 8 in loaded_ids
+    assert "7" not in loaded_ids and "9" not in loaded_ids and "8" in loaded_ids
 
 
 def test_run_fails_past_quarantine_threshold_and_keeps_previous_batch(

@@ -128,7 +128,7 @@ def billing_api(settings: Settings) -> Iterator[tuple[str, str]]:
         yield server.url, key
 
 
-def airflow_env(settings: Settings, warehouse: str, crm: str, billing_url: str,
+def airflow_env(settings: Settings, warehouse: str, crm: str | None, billing_url: str,
                 billing_key: str) -> dict[str, str]:
     home = settings.data_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,6 @@ def airflow_env(settings: Settings, warehouse: str, crm: str, billing_url: str,
         "DW_TASK_RETRIES": os.environ.get("DW_TASK_RETRIES", "0"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_WAREHOUSE": warehouse.replace("postgresql://", "postgres://", 1),
-        "AIRFLOW_CONN_CRM_DB": crm.replace("postgresql://", "postgres://", 1),
         "AIRFLOW_CONN_BILLING_API": json.dumps(
             {"conn_type": "http", "host": billing_url, "password": billing_key}),
         "LANDING_URL": settings.landing_url,
@@ -150,6 +149,8 @@ def airflow_env(settings: Settings, warehouse: str, crm: str, billing_url: str,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"),
                                                     os.environ.get("PYTHONPATH")])),
     })
+    if crm:
+        env["AIRFLOW_CONN_CRM_DB"] = crm.replace("postgresql://", "postgres://", 1)
     return env
 
 
@@ -181,7 +182,7 @@ def dbt_parse(warehouse: str) -> None:
     run_dbt(["parse", "--quiet"], warehouse)
 
 
-def run_days(days: list[date], settings: Settings, warehouse: str, crm: str) -> None:
+def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | None) -> None:
     dbt_parse(warehouse)
     with billing_api(settings) as (url, key):
         env = airflow_env(settings, warehouse, crm, url, key)
@@ -202,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     crm = crm_url(settings, wh)
     ensure_sample(settings, crm, fresh=args.fresh)
     day = settings.sample_end_date
-    run_days([day], settings, wh, crm)
+    run_days([day], settings, wh, crm if "crm" in settings.sources else None)
     print_summary(wh, day)
     say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
         f"{_redact(wh)}")
@@ -217,7 +218,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--end {end} is before the start date {start}")
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     wh = warehouse_url(settings)
-    run_days(days, settings, wh, crm_url(settings, wh))
+    # a business without a CRM needs no CRM database
+    crm = crm_url(settings, wh) if "crm" in settings.sources else None
+    from defection_warehouse.pipeline import sources_line
+
+    say(sources_line(settings.sources))
+    run_days(days, settings, wh, crm)
     print_summary(wh, days[-1])
     return 0
 

@@ -65,6 +65,36 @@ def raw_table_ddl(entity: Entity) -> list[sql.Composed]:
     ]
 
 
+def evolve_raw_table(conn: psycopg.Connection, entity: Entity) -> list[str]:
+    """Bring an existing raw table up to the contract: add the contract columns it lacks
+    and widen to text the id columns the contract now types as text (numbers become their
+    digits, nothing is lost). Any other type change is refused with a message naming the
+    column. Returns what was changed."""
+    schema, name = entity.raw_table.split(".")
+    current = dict(conn.execute(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped",
+        (sql.Identifier(schema, name).as_string(conn),)).fetchall())
+    table = qualified(entity.raw_table)
+    changed = []
+    for c in entity.columns:
+        have = current.get(c.name)
+        if have is None:
+            conn.execute(sql.SQL("alter table {} add column {} {}").format(
+                table, sql.Identifier(c.name), sql.SQL(c.type)))
+            changed.append(f"{entity.raw_table}.{c.name}: added ({c.type})")
+        elif have != c.type and have.replace("timestamp with time zone",
+                                             "timestamptz") != c.type:
+            if c.type != "text":
+                raise RuntimeError(
+                    f"{entity.raw_table}.{c.name} is {have} but the contract says {c.type}: "
+                    "only a change to text is applied automatically")
+            conn.execute(sql.SQL("alter table {} alter column {} type text using {}::text")
+                         .format(table, sql.Identifier(c.name), sql.Identifier(c.name)))
+            changed.append(f"{entity.raw_table}.{c.name}: {have} -> text")
+    return changed
+
+
 def summarize_loaded_at_index(conn: psycopg.Connection, entity: Entity) -> int:
     """Summarize the pages a load appended to the raw table's BRIN index on _loaded_at;
     returns the page ranges summarized. PostgreSQL summarizes new BRIN ranges only when

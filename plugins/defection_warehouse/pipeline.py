@@ -32,7 +32,7 @@ class Endpoints:
     """Where the sources and the warehouse are, resolved from Airflow connections or env."""
 
     warehouse_url: str
-    crm_url: str
+    crm_url: str | None  # None when the CRM is not connected
     billing_url: str
     billing_api_key: str
 
@@ -44,6 +44,11 @@ def extract(source: str, logical_date: date, endpoints: Endpoints, settings: Set
     if source == "crm":
         from defection_warehouse.extract.crm import extract_crm
 
+        if not endpoints.crm_url:
+            raise ValueError("the CRM is among the connected sources but no CRM database is "
+                             "configured (CRM_URL, or the Airflow connection crm_db); leave "
+                             "crm out of DW_SOURCES if the business has no CRM")
+
         manifest = extract_crm(zone, logical_date, endpoints.crm_url,
                                overlap_minutes=settings.crm_overlap_minutes, force=force,
                                progress=progress)
@@ -51,7 +56,8 @@ def extract(source: str, logical_date: date, endpoints: Endpoints, settings: Set
         from defection_warehouse.extract.billing import extract_billing
 
         manifest = extract_billing(zone, logical_date, endpoints.billing_url,
-                                   endpoints.billing_api_key, force=force, progress=progress)
+                                   endpoints.billing_api_key, force=force, progress=progress,
+                                   api_version=settings.billing_api_version)
     elif source == "survey":
         from defection_warehouse.extract.survey import extract_survey
 
@@ -74,11 +80,38 @@ def load(source: str, logical_date: date, endpoints: Endpoints, settings: Settin
             "seconds": round(result.seconds, 2)}
 
 
-def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str) -> str:
-    """The raw quality gate on the day's batches; raises QualityGateFailed (blocking)."""
+def skip_source(source: str, endpoints: Endpoints, settings: Settings, *,
+                sources: Sequence[str]) -> dict[str, Any]:
+    """A source the business has not connected: nothing is extracted, loaded or gated,
+    but its raw tables exist (empty unless an earlier load filled them), so every model
+    builds and every rule that needs the source finds no data and does not fire."""
+    loader = RawLoader(endpoints.warehouse_url, LandingZone(settings.landing_url),
+                       max_quarantine_share=settings.quarantine_max_share)
+    loader.ensure_source_tables(source)
+    return {"source": source, "skipped": True,
+            "reason": f"{source} is not connected (connected sources: {', '.join(sources)})"}
+
+
+def sources_line(sources: Sequence[str]) -> str:
+    """One line for a run's summary: which sources were read and which were skipped."""
+    from defection_warehouse.config import ALL_SOURCES
+
+    absent = [s for s in ALL_SOURCES if s not in sources]
+    line = f"Sources: {', '.join(sources)} connected"
+    if absent:
+        line += (f"; {', '.join(absent)} not connected (skipped: no extract, load or gate; "
+                 "rules that need them do not fire)")
+    return line
+
+
+def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str,
+                 sources: Sequence[str]) -> str:
+    """The raw quality gate on the day's batches of the connected `sources`; raises
+    QualityGateFailed (blocking)."""
     from defection_warehouse.quality_gate import validate_raw as gate
 
-    return gate(endpoints.warehouse_url, logical_date, run_id=run_id).summary()
+    return gate(endpoints.warehouse_url, logical_date, run_id=run_id,
+                sources=sources).summary()
 
 
 def ensure_build_schema(warehouse_url: str, settings: Settings) -> None:
@@ -133,13 +166,12 @@ class StepFailed(RuntimeError):
 
 def run_night(logical_date: date, endpoints: Endpoints, settings: Settings, *,
               run_id: str | None = None, full_refresh: bool = False,
-              steps: Sequence[str] = STEPS,
+              reextract: bool = False, steps: Sequence[str] = STEPS,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The steps of the nightly DAG for one day (all by default; a subset resumes a night
     from a step), in the DAG's order, without Airflow. Raises StepFailed naming the step;
-    nothing is published unless every gate passed."""
-    from defection_warehouse.contracts import SOURCES
-
+    nothing is published unless every gate passed. Only the connected sources
+    (settings.sources) are extracted, loaded and gated."""
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown step(s) {sorted(unknown)}; the steps are {STEPS}")
@@ -161,11 +193,17 @@ def run_night(logical_date: date, endpoints: Endpoints, settings: Settings, *,
         done["step_seconds"][name] = round(time.perf_counter() - started, 2)
         return out
 
-    step("extract", lambda: [extract(s, logical_date, endpoints, settings, progress=progress)
-                             for s in SOURCES])
+    connected = settings.sources
+    done["skipped_sources"] = [skip_source(s, endpoints, settings, sources=connected)
+                               for s in settings.absent_sources]
+    say(sources_line(connected))
+    step("extract", lambda: [extract(s, logical_date, endpoints, settings,
+                                     force=reextract, progress=progress)
+                             for s in connected])
     step("load", lambda: [load(s, logical_date, endpoints, settings, progress=progress)
-                          for s in SOURCES])
-    step("validate_raw", lambda: validate_raw(logical_date, endpoints, run_id=run_id))
+                          for s in connected])
+    step("validate_raw", lambda: validate_raw(logical_date, endpoints, run_id=run_id,
+                                              sources=connected))
     step("transform", lambda: transform(logical_date, endpoints, settings,
                                         full_refresh=full_refresh))
     step("validate_build", lambda: validate_build(logical_date, endpoints, settings,

@@ -33,7 +33,13 @@ from psycopg import sql
 from psycopg.copy import LibpqWriter
 
 from defection_warehouse.contracts import Entity, PgType, entities_for
-from defection_warehouse.db import connect, qualified, raw_table_ddl, summarize_loaded_at_index
+from defection_warehouse.db import (
+    connect,
+    evolve_raw_table,
+    qualified,
+    raw_table_ddl,
+    summarize_loaded_at_index,
+)
 from defection_warehouse.landing import CHUNK, LandedFile, LandingBatch, LandingError, LandingZone
 
 log = logging.getLogger(__name__)
@@ -240,6 +246,14 @@ class RawLoader:
             for entity in entities_for(source):
                 for stmt in raw_table_ddl(entity):
                     conn.execute(stmt)
+                for change in evolve_raw_table(conn, entity):
+                    self.progress(f"raw table changed to match the contract: {change}")
+
+    def ensure_source_tables(self, source: str) -> None:
+        """Create the source's raw schema and tables if missing (a source not connected
+        still gets empty tables, so every model reading them builds)."""
+        with connect(self.url, autocommit=True) as conn:
+            self.ensure_tables(conn, source)
 
     def load(self, source: str, logical_date: date) -> LoadResult:
         batch = self.zone.batch(source, logical_date)

@@ -124,7 +124,7 @@ final as (
         checkpoint_kind::text as checkpoint_kind,
         defection_id::text as defection_id,
         customer_id::text as customer_id,
-        crm_account_id::bigint as crm_account_id,
+        crm_account_id::text as crm_account_id,
         as_of_date::date as as_of_date,
         window_end_at::timestamptz as window_end_at,
         window_end_date::date as window_end_date,

@@ -4,7 +4,9 @@
 --             cancellation feedback and reason), mapped to a cause by stated_reason_map,
 --             with the strength of its source from evidence_strengths;
 --   observed: each signal rule of signal_rules that fires in the checkpoint's lookback
---             window, with the rule's strength and a detail naming the rows behind it.
+--             window, with the rule's strength and a detail naming the rows behind it,
+--             kept only where the rule's evidence family was available at the checkpoint
+--             (int_attribution__evidence_families): absent data is never evidence.
 -- The rules, thresholds, windows and strengths come from the seeds; nothing is tuned here.
 with
 
@@ -16,6 +18,7 @@ rules as (
     select
         signal_id,
         cause_id,
+        evidence_family,
         threshold,
         coalesce(min_count, 1) as min_count,
         -- an empty lookback follows the project's window for the rule's kind
@@ -716,7 +719,7 @@ money_signals as (
         case
             when count(*) > 1
                 then format(
-                    '%s in %s days: ', count(*),
+                    '%s %s: ', count(*),
                     case signal_id
                         when 'hassle_refund' then 'refunds'
                         when 'hassle_dispute' then 'disputes' else 'failed charges'
@@ -876,6 +879,10 @@ signals as (
     select * from goals_unmet
 ),
 
+families as (
+    select * from {{ ref('int_attribution__evidence_families') }}
+),
+
 observed as (
     select
         signals.checkpoint_id,
@@ -889,7 +896,19 @@ observed as (
     from signals
     inner join rules
         on signals.signal_id = rules.signal_id
-    where signals.item_count >= signals.min_count
+    inner join families
+        on signals.checkpoint_id = families.checkpoint_id
+    where
+        signals.item_count >= signals.min_count
+        and case rules.evidence_family
+            when 'billing' then true
+            when 'crm_account' then families.is_crm_linked
+            when 'crm_activity' then families.has_crm_activity
+            when 'support' then families.has_support
+            when 'usage' then families.has_usage
+            when 'survey' then families.has_survey
+            else false
+        end
 ),
 
 unioned as (
@@ -908,7 +927,7 @@ final as (
         checkpoints.checkpoint_kind::text as checkpoint_kind,
         checkpoints.defection_id::text as defection_id,
         checkpoints.customer_id::text as customer_id,
-        checkpoints.crm_account_id::bigint as crm_account_id,
+        checkpoints.crm_account_id::text as crm_account_id,
         checkpoints.as_of_date::date as as_of_date,
         unioned.cause_id::text as cause_id,
         unioned.evidence_type::text as evidence_type,

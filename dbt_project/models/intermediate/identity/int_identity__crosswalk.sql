@@ -34,7 +34,7 @@ joined as (
 
 final as (
     select
-        crm_account_id::bigint as crm_account_id,
+        crm_account_id::text as crm_account_id,
         customer_id::text as customer_id,
         match_status::text as match_status
     from joined

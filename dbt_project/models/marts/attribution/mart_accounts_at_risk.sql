@@ -73,7 +73,7 @@ causes as (
 final as (
     select
         checkpoints.customer_id::text as customer_id,
-        checkpoints.crm_account_id::bigint as crm_account_id,
+        checkpoints.crm_account_id::text as crm_account_id,
         accounts.account_name::text as account_name,
         accounts.segment::text as segment,
         accounts.owner_name::text as owner,  -- noqa: RF04

@@ -14,7 +14,9 @@ defections as (
 defection_segments as (
     select
         defection_id,
-        segment
+        segment,
+        had_feedback,
+        has_evidence
     from {{ ref('fct_defections') }}
 ),
 
@@ -32,11 +34,15 @@ taxonomy as (
 
 months as (
     select
-        defection_month,
+        defections.defection_month,
         count(*) as month_defections,
-        sum(lost_mrr) as month_lost_mrr
+        sum(defections.lost_mrr) as month_lost_mrr,
+        count(*) filter (where defection_segments.had_feedback) as month_with_feedback,
+        count(*) filter (where defection_segments.has_evidence) as month_with_evidence
     from defections
-    group by defection_month
+    left join defection_segments
+        on defections.defection_id = defection_segments.defection_id
+    group by defections.defection_month
 ),
 
 attributed as (
@@ -74,7 +80,11 @@ final as (
                 then round(attributed.lost_mrr_attributed / months.month_lost_mrr, 6)
         end)::numeric(9, 6) as share_of_month_lost_mrr,
         months.month_defections::int as month_defections,
-        months.month_lost_mrr::bigint as month_lost_mrr
+        months.month_lost_mrr::bigint as month_lost_mrr,
+        round(months.month_with_feedback::numeric / months.month_defections, 6)::numeric(9, 6)
+            as month_feedback_coverage,
+        round(months.month_with_evidence::numeric / months.month_defections, 6)::numeric(9, 6)
+            as month_evidence_coverage
     from attributed
     inner join months
         on attributed.defection_month = months.defection_month

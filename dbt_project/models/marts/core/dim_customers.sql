@@ -77,7 +77,7 @@ revenue as (
 final as (
     select
         customers.customer_id::text as customer_id,
-        crosswalk.crm_account_id::bigint as crm_account_id,
+        crosswalk.crm_account_id::text as crm_account_id,
         crosswalk.match_status::text as match_status,
         customers.email_hash::text as email_hash,
         accounts.segment::text as segment,

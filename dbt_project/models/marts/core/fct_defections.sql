@@ -31,6 +31,20 @@ feedback as (
     group by defection_id
 ),
 
+-- which evidence families there were to look at, and whether any evidence was found
+families as (
+    select
+        checkpoint_id as defection_id,
+        evidence_families
+    from {{ ref('int_attribution__evidence_families') }}
+),
+
+explained as (
+    select distinct defection_id
+    from {{ ref('int_attribution__evidence') }}
+    where checkpoint_kind = 'defection'
+),
+
 as_of as (
     select {{ as_of_end_at() }} as as_of_end_at
 ),
@@ -39,7 +53,7 @@ final as (
     select
         defections.defection_id::text as defection_id,
         defections.customer_id::text as customer_id,
-        defections.crm_account_id::bigint as crm_account_id,
+        defections.crm_account_id::text as crm_account_id,
         defections.spell_started_at::timestamptz as spell_started_at,
         defections.requested_cancel_at::timestamptz as requested_cancel_at,
         defections.defected_at::timestamptz as defected_at,
@@ -61,6 +75,8 @@ final as (
         account_history.owner_name::text as owner_name,
         (feedback.defection_id is not null)::boolean as had_feedback,
         coalesce(feedback.stated_reason_count, 0)::int as feedback_reason_count,
+        coalesce(families.evidence_families, 'billing')::text as evidence_families,
+        (explained.defection_id is not null)::boolean as has_evidence,
         defections.won_back_at::timestamptz as won_back_at,
         defections.is_won_back::boolean as is_won_back,
         (
@@ -76,6 +92,10 @@ final as (
             and defections.defected_at < account_history.valid_to
     left join feedback
         on defections.defection_id = feedback.defection_id
+    left join families
+        on defections.defection_id = families.defection_id
+    left join explained
+        on defections.defection_id = explained.defection_id
 )
 
 select * from final

@@ -110,7 +110,7 @@ grid as (
 final as (
     select
         grid.customer_id::text as customer_id,
-        customers.crm_account_id::bigint as crm_account_id,
+        customers.crm_account_id::text as crm_account_id,
         grid.month::date as month,  -- noqa: RF04
         grid.snapshot_at::timestamptz as snapshot_at,
         coalesce(recomputed_mrr.mrr, 0)::bigint as mrr,

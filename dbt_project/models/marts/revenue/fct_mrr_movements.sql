@@ -55,7 +55,7 @@ categorised as (
 final as (
     select
         customer_id::text as customer_id,
-        crm_account_id::bigint as crm_account_id,
+        crm_account_id::text as crm_account_id,
         month::date as month,  -- noqa: RF04
         movement_category::text as movement_category,
         previous_mrr::bigint as previous_mrr,

@@ -17,7 +17,7 @@ final as (
         {{ epoch_to_timestamp('created') }} as created_at,
         {{ pseudonymize('lower(trim(email))') }} as email_hash,
         {{ pseudonymize('name') }} as customer_name_hash,
-        crm_account_id::bigint as crm_account_id,
+        nullif(trim(crm_account_id), '') as crm_account_id,
         currency,
         delinquent as is_delinquent,
         _batch_id as batch_id,
