@@ -259,3 +259,27 @@ def test_load_killed_half_way_leaves_no_partial_batch(
     rerun, clean = checksums(warehouse_url), checksums(clean_url)
     assert rerun == clean
     assert rerun["raw_crm.usage_snapshots"][0] == 400_000
+
+
+def test_raw_tables_of_an_older_contract_are_brought_up_to_date(
+        warehouse_url: str, tmp_path: Path) -> None:
+    """A warehouse loaded when CRM ids were numbers: the next load widens them to text
+    (the digits stay), adds contract columns the table lacks, and loads text ids."""
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute("create schema raw_crm")
+        conn.execute("create table raw_crm.accounts (account_id bigint, name text, "
+                     "_batch_id text, _logical_date date, _source_file text, "
+                     "_loaded_at timestamptz)")
+        conn.execute("insert into raw_crm.accounts values (42, 'Old', 'crm:2026-02-01', "
+                     "'2026-02-01', 'accounts.csv', now())")
+    zone = LandingZone(str(tmp_path / "landing"))
+    write_batch(zone, DAY, accounts=3, usage=3)
+    RawLoader(warehouse_url, zone, max_quarantine_share=0.01).load("crm", DAY)
+    with psycopg.connect(warehouse_url) as conn:
+        types = dict(conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw_crm' and table_name = 'accounts'").fetchall())
+        ids = {r[0] for r in conn.execute("select account_id from raw_crm.accounts")}
+    assert types["account_id"] == "text"
+    assert types["segment"] == "text" and types["is_deleted"] == "boolean"
+    assert ids == {"42", "0", "1", "2"}
