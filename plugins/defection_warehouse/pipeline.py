@@ -252,7 +252,7 @@ def kpi_summary(warehouse_url: str, schema: str | None = None, months: int = 3) 
         kpis = conn.execute(sql.SQL(
             "select month, paying_customers_start, churned_customers, logo_churn_rate, "
             "gross_mrr_churn_rate, net_mrr_churn_rate, quick_ratio, grr_t12, nrr_t12, "
-            "defections, feedback_coverage, mrr_end "
+            "defections, feedback_coverage, evidence_coverage, mrr_end "
             "from {}.kpi_retention_monthly order by month desc limit %s").format(
                 sql.Identifier(schema)), (months,)).fetchall()
         causes = conn.execute(sql.SQL(
@@ -264,13 +264,14 @@ def kpi_summary(warehouse_url: str, schema: str | None = None, months: int = 3) 
                 sql.Identifier(schema), sql.Identifier(schema))).fetchall()
     lines = ["Retention KPIs (latest month first; MRR in currency units):",
              f"  {'month':<8} {'paying':>7} {'churned':>7} {'logo':>6} {'gross':>6} "
-             f"{'net':>6} {'quick':>6} {'GRR12':>6} {'NRR12':>6} {'feedbk':>6} {'MRR':>11}"]
-    for (month, paying, churned, logo, gross, net, quick, grr, nrr, _defs, fb,
+             f"{'net':>6} {'quick':>6} {'GRR12':>6} {'NRR12':>6} {'feedbk':>6} {'evidnc':>6} "
+             f"{'MRR':>11}"]
+    for (month, paying, churned, logo, gross, net, quick, grr, nrr, _defs, fb, ev,
          mrr) in kpis:
         lines.append(
             f"  {month:%Y-%m}  {paying:>7,} {churned:>7,} {_pct(logo):>6} {_pct(gross):>6} "
             f"{_pct(net):>6} {'-' if quick is None else f'{float(quick):.2f}':>6} "
-            f"{_pct(grr):>6} {_pct(nrr):>6} {_pct(fb):>6} {mrr / 100:>11,.0f}")
+            f"{_pct(grr):>6} {_pct(nrr):>6} {_pct(fb):>6} {_pct(ev):>6} {mrr / 100:>11,.0f}")
     total = sum(float(c[2] or 0) for c in causes) or 1.0
     lines += ["", "Top causes of lost MRR, last 12 months:",
               f"  {'cause':<20} {'owner':<22} {'lost MRR':>10} {'share':>6} {'defections':>10}"]
