@@ -14,13 +14,18 @@ The recomputation follows the documented definitions:
   the end of the as-of date): the recurring, non-proration lines of non-void invoices
   whose service period covers that instant, of subscriptions not ended by then, net of
   discounts, annualised (monthly x 12, yearly as is, / interval count), summed, divided by
-  12 and rounded half away from zero to whole cents;
+  12 and rounded half away from zero to whole cents; a line billed in another currency
+  than the reporting one (usd) is converted at the FX seed's rate of the month its service
+  period starts, read from dbt_project/seeds/fx_rates_monthly.csv;
 - paying = MRR > 0; churned in a month = paying at the end of the previous month and not
-  at the end of this one.
+  at the end of this one;
+- quick ratio = (new + expansion + reactivation MRR) / (churned + contraction MRR), as
+  ChartMogul and Baremetrics compute it.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import os
@@ -43,6 +48,7 @@ from defection_warehouse.raw_loader import RawLoader
 from defection_warehouse.sample import SampleParams, generate
 
 END = date(2026, 3, 31)
+FX_SEED = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "fx_rates_monthly.csv"
 KEY = "sk_test_kpi_only"
 NOT_PAID = {"trialing", "incomplete", "incomplete_expired"}
 
@@ -99,8 +105,8 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
             "select subscription_id, status, start_date, ended_at, _logical_date "
             "from raw_billing.subscriptions").fetchall(), 0, 4)
         invoices = _latest(conn.execute(
-            "select invoice_id, customer_id, status, _logical_date "
-            "from raw_billing.invoices").fetchall(), 0, 3)
+            "select invoice_id, customer_id, status, currency, _logical_date "
+            "from raw_billing.invoices").fetchall(), 0, 4)
         lines = _latest(conn.execute(
             "select line_id, invoice_id, subscription_id, recurring_interval, "
             "recurring_interval_count, amount, discount_amount, period_start, period_end, "
@@ -109,6 +115,10 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
             "select max(_logical_date) from raw_billing.subscriptions").fetchone()[0]
 
     as_of_end = _epoch(as_of + timedelta(days=1))
+    with FX_SEED.open(newline="") as f:
+        # value of one unit in the base currency (usd, the reporting currency: rate 1)
+        rates = {(r["currency"], date.fromisoformat(r["month"])): Fraction(r["rate_to_base"])
+                 for r in csv.DictReader(f)}
     ended: dict[str, int | None] = {}
     for sub_id, status, start, ended_at, _ in subs.values():
         if status in NOT_PAID or start >= as_of_end:
@@ -125,7 +135,11 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
             continue
         net = amount - (discount or 0)
         per_year = {"month": 12, "year": 1, "week": 52, "day": 365}[interval]
-        recurring.append((invoice[1], Fraction(net * per_year, count or 1), ps, pe,
+        start = datetime.fromtimestamp(ps, UTC).date()
+        currency = invoice[3].lower()
+        rate = Fraction(1) if currency == "usd" else (
+            rates[(currency, start.replace(day=1))] / rates[("usd", start.replace(day=1))])
+        recurring.append((invoice[1], Fraction(net * per_year, count or 1) * rate, ps, pe,
                           ended[sub_id]))
 
     first = min(ps for _, _, ps, _, _ in recurring)
@@ -155,7 +169,13 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
         contraction = sum(before[c] - now[c] for c in before if 0 < now.get(c, 0) < before[c])
         churned_mrr = sum(before[c] for c in churned)
         base = paying(_month_add(month, -12))
+        earlier = set().union(*(paying(m) for m in months if m < _month_add(month, -1)))
+        new = sum(v for c, v in now.items() if v > 0 and c not in before and c not in earlier)
+        reactivation = sum(v for c, v in now.items() if v > 0 and c not in before and c in earlier)
+        expansion = sum(v - before[c] for c, v in now.items() if c in before and v > before[c])
         kpis[month] = {
+            "quick_ratio": (new + expansion + reactivation, churned_mrr + contraction),
+            "reactivation_mrr": reactivation,
             "logo_churn_rate": (len(churned), len(before)),
             "gross_mrr_churn_rate": (churned_mrr + contraction, sum(before.values())),
             "grr_t12": (sum(min(now.get(c, 0), v) for c, v in base.items()),
@@ -170,7 +190,7 @@ def test_kpis_reconcile_with_raw_billing(built_warehouse: str) -> None:
     _assert_emails_pseudonymised(built_warehouse)
     _assert_rebuilt_tables_analyzed(built_warehouse)
     expected = recompute(built_warehouse)
-    rates = ("logo_churn_rate", "gross_mrr_churn_rate", "grr_t12", "nrr_t12")
+    rates = ("logo_churn_rate", "gross_mrr_churn_rate", "grr_t12", "nrr_t12", "quick_ratio")
     columns = ", ".join(f"{r}_numerator, {r}_denominator, {r}" for r in rates)
     with psycopg.connect(built_warehouse) as conn:
         rows = conn.execute(
@@ -197,6 +217,14 @@ def test_kpis_reconcile_with_raw_billing(built_warehouse: str) -> None:
     assert months_with_grr >= 3
     assert sum(expected[m]["logo_churn_rate"][0] for m in expected) > 0
     assert sum(expected[m]["gross_mrr_churn_rate"][0] for m in expected) > 0
+    # reactivation counts in the quick ratio: the old formula, without it, would differ
+    assert any(expected[m]["reactivation_mrr"] > 0 and expected[m]["quick_ratio"][1] > 0
+               for m in expected)
+    # and the sample bills some customers in other currencies than usd
+    with psycopg.connect(built_warehouse) as conn:
+        currencies = {r[0] for r in conn.execute(
+            "select distinct lower(currency) from raw_billing.invoices")}
+    assert {"eur", "gbp"} <= currencies
 
 
 def _assert_emails_pseudonymised(url: str) -> None:

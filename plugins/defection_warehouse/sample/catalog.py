@@ -13,14 +13,20 @@ with what the generator produced.
 - ``STATED_REASONS``: how each stated code maps to a cause (exit-survey option codes,
   Stripe ``cancellation_details.feedback`` and ``cancellation_details.reason`` values).
 - ``TRACE_RULES``: the thresholds the generator plants its traces against.
+- ``FX_REFERENCE`` and ``fx_rates()``: the currencies the sample bills besides usd, the
+  reference rate each one's local list prices are set at, and the monthly rates of the
+  FX seed (``dbt_project/seeds/fx_rates_monthly.csv``, written by ``fx_seed_csv()``),
+  which move around that reference.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 CURRENCY = "usd"
 
@@ -193,6 +199,47 @@ TRACE_RULES: dict[str, float] = {
     "goals_unmet_nps_at_most": 6,
     "dunning_days": 30,
 }
+
+
+# ---------------------------------------------------------------------------------------
+# Currencies
+# ---------------------------------------------------------------------------------------
+# The sample bills most customers in usd and some EMEA customers in eur or gbp. A local
+# list price is the usd price at the currency's reference rate (value of one unit in usd),
+# in whole cents; the monthly rates of the FX seed move within 3% of that reference, so a
+# customer's MRR converted to usd stays within 3% of the usd list price and moves a little
+# from month to month, as it would for a real business.
+FX_REFERENCE: dict[str, float] = {"eur": 1.08, "gbp": 1.27}
+FX_SEED_FIRST_MONTH = date(2020, 1, 1)
+FX_SEED_LAST_MONTH = date(2027, 12, 1)
+FX_SEED_COLUMNS = ("month", "currency", "rate_to_base")
+
+
+def local_unit_amount(unit_amount: int, currency: str) -> int:
+    """A usd unit amount (cents) as the currency's list price (its minor units)."""
+    if currency == CURRENCY:
+        return unit_amount
+    return int(unit_amount / FX_REFERENCE[currency] + 0.5)
+
+
+def fx_rates() -> list[tuple[str, str, str]]:
+    """Rows of the FX seed: (month, currency, value of one unit in usd, 4 decimals) for
+    every month of FX_SEED_FIRST_MONTH..FX_SEED_LAST_MONTH; usd, the base, is 1."""
+    rows = []
+    month, k = FX_SEED_FIRST_MONTH, 0
+    while month <= FX_SEED_LAST_MONTH:
+        rows.append((month.isoformat(), CURRENCY, "1.0000"))
+        for j, (currency, reference) in enumerate(sorted(FX_REFERENCE.items())):
+            wave = 0.02 * math.sin(2 * math.pi * k / (17 + 6 * j) + j) \
+                + 0.01 * math.sin(2 * math.pi * k / 5 + 2 * j)
+            rows.append((month.isoformat(), currency, f"{reference * (1 + wave):.4f}"))
+        k += 1
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return rows
+
+
+def fx_seed_csv() -> str:
+    return seed_csv(FX_SEED_COLUMNS, fx_rates())
 
 
 def seed_csv(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from defection_warehouse.billing_store import BillingStore
+from defection_warehouse.sample.catalog import local_unit_amount
 
 
 def _at(day: date, rng: random.Random) -> datetime:
@@ -59,7 +60,9 @@ def mutate_billing(store_path: Path, day: date, share: float, rng: random.Random
         for sub in rng.sample(live, max(1, int(len(live) * share))):
             created = start + rng.randrange(20 * 3600)
             item = sub["items"]["data"][0]
-            amount = item["price"]["unit_amount"] * item["quantity"]
+            currency = sub["currency"]
+            amount = local_unit_amount(item["price"]["unit_amount"], currency) \
+                * item["quantity"]
             inv_id = f"in_next_{sub['id']}_{day:%Y%m%d}"
             period_end = created + 30 * 86400
             new.append({
@@ -68,18 +71,18 @@ def mutate_billing(store_path: Path, day: date, share: float, rng: random.Random
                 "billing_reason": "subscription_cycle", "created": created,
                 "period_start": created, "period_end": period_end, "subtotal": amount,
                 "total": amount, "amount_due": amount, "amount_paid": amount,
-                "attempt_count": 1, "currency": "usd",
+                "attempt_count": 1, "currency": currency,
                 "lines": {"object": "list", "has_more": False, "data": [{
                     "id": f"il_next_{sub['id']}_{day:%Y%m%d}", "object": "line_item",
                     "invoice": inv_id, "subscription": sub["id"], "amount": amount,
-                    "currency": "usd", "quantity": item["quantity"], "proration": False,
+                    "currency": currency, "quantity": item["quantity"], "proration": False,
                     "price": item["price"], "discount_amounts": [],
                     "period": {"start": created, "end": period_end}}]},
             })
             new.append({
                 "id": f"ch_next_{sub['id']}_{day:%Y%m%d}", "object": "charge",
                 "customer": sub["customer"], "invoice": inv_id, "amount": amount,
-                "currency": "usd", "status": "succeeded", "failure_code": None,
+                "currency": currency, "status": "succeeded", "failure_code": None,
                 "paid": True, "refunded": False, "amount_refunded": 0, "disputed": False,
                 "created": created,
             })

@@ -60,6 +60,11 @@ CAUSE_COUNT = ((0, 0.50), (1, 0.35), (2, 0.11), (3, 0.04))
 # A neglected account is never surveyed, so it cannot give detractor or CSAT scores.
 EXCLUSIVE = {("neglect", "goals_unmet"), ("neglect", "poor_service")}
 
+# EMEA customers on a German, French or British domain are billed in their own currency
+# (at local list prices, catalog.local_unit_amount); everyone else in usd. Decided from
+# the profile already drawn, so the currency takes no random number of its own.
+CURRENCY_BY_TLD = {"de": "eur", "fr": "eur", "co.uk": "gbp"}
+
 EXIT_SURVEY_RATE = 0.45
 BILLING_FEEDBACK_RATE = 0.60
 MISLEADING_RATE = 0.08
@@ -105,6 +110,13 @@ def _pick(r: random.Random, pairs: tuple[tuple[object, float], ...]):
         if u < 0:
             return value
     return pairs[-1][0]
+
+
+def billing_currency(region: str, domain: str) -> str:
+    """The currency a customer is billed in (see CURRENCY_BY_TLD)."""
+    if region != "emea":
+        return cat.CURRENCY
+    return CURRENCY_BY_TLD.get(domain.split(".", 1)[1], cat.CURRENCY)
 
 
 def _recase(email: str) -> str:
@@ -177,7 +189,7 @@ class Invoice:
 
 class BillingCustomer:
     __slots__ = ("id", "created", "email", "name", "account_id", "delinquent", "subs",
-                 "refunds", "disputes")
+                 "refunds", "disputes", "currency")
 
 
 class Out:
@@ -772,6 +784,7 @@ class Simulator:
         else:
             bc.email = primary[3]
         bc.name = c.name
+        bc.currency = billing_currency(c.region, c.domain)
         bc.refunds = []
         bc.disputes = []
         subs = [c.base] + ([c.addon] if c.addon else []) + ([c.second] if c.second else [])
@@ -779,6 +792,7 @@ class Simulator:
         delinquent = False
         for sub in subs:
             p = sub.price
+            unit_amount = cat.local_unit_amount(p.unit_amount, bc.currency)
             pct = sub.coupon[2] if sub.coupon else 0
             for k in range(sub.nper):
                 created = sub.created + 5 if k == 0 else sub.bounds[k]
@@ -794,7 +808,7 @@ class Simulator:
                 inv.period_end = sub.bounds[k + 1]
                 q = sub.qty[k]
                 inv.qty = q
-                inv.amount = q * p.unit_amount
+                inv.amount = q * unit_amount
                 inv.discount = inv.amount * pct // 100
                 inv.reason = "subscription_create" if k == 0 else "subscription_cycle"
                 total = inv.amount - inv.discount

@@ -109,6 +109,7 @@ _FAILURE_MESSAGES = {
     "expired_card": "Your card has expired.",
     "processing_error": "An error occurred while processing your card. Try again.",
 }
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 _PRICE_OBJECTS: dict[str, dict[str, Any]] = {
     p.price_id: {
         "id": p.price_id, "object": "price", "active": True, "currency": cat.CURRENCY,
@@ -144,7 +145,7 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
     prefix = bc.id[4:12].upper()
     yield {
         "id": bc.id, "object": "customer", "created": bc.created, "email": bc.email,
-        "name": bc.name, "description": None, "currency": cat.CURRENCY,
+        "name": bc.name, "description": None, "currency": bc.currency,
         "delinquent": bc.delinquent, "balance": 0, "invoice_prefix": prefix,
         "metadata": {"crm_account_id": str(bc.account_id)}, "livemode": False,
     }
@@ -153,6 +154,9 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
     charges_out: list[dict[str, Any]] = []
     for sub in bc.subs:
         price_id = sub.price.price_id
+        # the price object is the catalog's (usd); a customer billed in another currency
+        # pays the local list price, as with Stripe's currency_options
+        unit_amount = cat.local_unit_amount(sub.price.unit_amount, bc.currency)
         disc = _discount(bc, sub)
         k = sub.period
         item = {
@@ -169,7 +173,7 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
             "canceled_at": sub.canceled_at, "ended_at": sub.ended_at,
             "cancellation_details": {"reason": sub.reason, "feedback": sub.feedback,
                                      "comment": sub.comment},
-            "collection_method": "charge_automatically", "currency": cat.CURRENCY,
+            "collection_method": "charge_automatically", "currency": bc.currency,
             "discount": disc,
             "items": {"object": "list", "data": [item], "has_more": False, "total_count": 1,
                       "url": f"/v1/subscription_items?subscription={sub.id}"},
@@ -188,9 +192,9 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
                 "id": inv.line_id, "object": "line_item", "invoice": inv.id,
                 "subscription": sub.id, "subscription_item": sub.item_id,
                 "type": "subscription", "price": _price(price_id), "quantity": inv.qty,
-                "amount": inv.amount, "currency": cat.CURRENCY,
+                "amount": inv.amount, "currency": bc.currency,
                 "description": f"{inv.qty} × {sub.price.plan_name} "
-                               f"(at ${sub.price.unit_amount / 100:,.2f} / "
+                               f"(at {_SYMBOLS[bc.currency]}{unit_amount / 100:,.2f} / "
                                f"{sub.price.interval})",
                 "discount_amounts": discounts,
                 "period": {"start": inv.period_start, "end": inv.period_end},
@@ -205,7 +209,7 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
                 "customer_email": bc.email, "subscription": sub.id, "status": inv.status,
                 "billing_reason": inv.reason, "collection_method": "charge_automatically",
                 "created": inv.created, "period_start": inv.period_start,
-                "period_end": inv.period_end, "currency": cat.CURRENCY,
+                "period_end": inv.period_end, "currency": bc.currency,
                 "subtotal": inv.amount, "total": total,
                 "total_discount_amounts": [dict(d) for d in discounts],
                 "amount_due": total, "amount_paid": total if paid else 0,
@@ -226,7 +230,7 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
                 charges_out.append({
                     "id": ch_id, "object": "charge", "customer": bc.id, "invoice": inv.id,
                     "amount": amount, "amount_captured": amount if ok else 0,
-                    "amount_refunded": refunded, "currency": cat.CURRENCY,
+                    "amount_refunded": refunded, "currency": bc.currency,
                     "status": "succeeded" if ok else "failed", "paid": ok, "captured": ok,
                     "failure_code": code,
                     "failure_message": _FAILURE_MESSAGES.get(code) if code else None,
@@ -238,12 +242,12 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
     counts["billing.charges"] += len(charges_out)
     for re_id, ch_id, amount, reason, created in bc.refunds:
         yield {"id": re_id, "object": "refund", "charge": ch_id, "amount": amount,
-               "currency": cat.CURRENCY, "reason": reason, "status": "succeeded",
+               "currency": bc.currency, "reason": reason, "status": "succeeded",
                "created": created}
     counts["billing.refunds"] += len(bc.refunds)
     for dp_id, ch_id, amount, reason, status, created in bc.disputes:
         yield {"id": dp_id, "object": "dispute", "charge": ch_id, "amount": amount,
-               "currency": cat.CURRENCY, "reason": reason, "status": status,
+               "currency": bc.currency, "reason": reason, "status": status,
                "created": created, "is_charge_refundable": False, "livemode": False}
     counts["billing.disputes"] += len(bc.disputes)
 

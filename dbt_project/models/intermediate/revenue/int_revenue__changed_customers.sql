@@ -26,8 +26,8 @@
 -- customers with a subscription starting or ending between the previous build's as-of
 -- date and this one's (an end that was in the future has now happened). customer_id '*'
 -- stands for every customer: the first build, a day of data loaded again (versions may
--- have gone), an as-of date earlier than the previous build's, or other settings (vars)
--- of the revenue models. The customer-
+-- have gone), an as-of date earlier than the previous build's, or other settings of the
+-- revenue models (vars, reporting currency, any change to the FX seed). The customer-
 -- incremental revenue models recompute the customers logged after their own last build.
 with
 
@@ -104,9 +104,20 @@ this_build as (
     select
         (select max(audit.loaded_at) from audit) as loaded_through,
         {{ as_of_date() }} as as_of_date,
-        -- the vars the revenue models read: a change recomputes every customer
+        -- the settings the revenue models read: the vars, the reporting currency and a
+        -- digest of the FX seed; any change (one rate edited or added) recomputes every
+        -- customer, so no converted amount is left at an old rate
         'dunning_window_days={{ var("dunning_window_days") }};'
-        || 'winback_window_days={{ var("winback_window_days") }}' as revenue_settings
+        || 'winback_window_days={{ var("winback_window_days") }};'
+        || 'reporting_currency={{ reporting_currency() }};'
+        || 'fx_rates_monthly=' || (
+            select
+                md5(coalesce(string_agg(
+                    fx.month::text || ' ' || fx.currency || ' ' || fx.rate_to_base::text, ','
+                    order by fx.month, fx.currency
+                ), ''))
+            from {{ ref('fx_rates_monthly') }} as fx
+        ) as revenue_settings
 ),
 
 bounds as (
