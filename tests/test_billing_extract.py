@@ -21,7 +21,12 @@ import requests
 from defection_warehouse import billing_server
 from defection_warehouse.billing_server import BillingServer, Faults, main
 from defection_warehouse.billing_store import BillingStore
-from defection_warehouse.contracts import BILLING_ENTITIES
+from defection_warehouse.contracts import (
+    BILLING_API_VERSION,
+    BILLING_ENTITIES,
+    BILLING_SHAPES,
+    CLOVER_API_VERSION,
+)
 from defection_warehouse.extract.billing import (
     BillingApiError,
     api_settings_from_connection,
@@ -350,6 +355,8 @@ def expected_ids(store: BillingStore, window: tuple[int, int] | None = None) -> 
         "customers": {o["id"] for o in store.iter_all("customer")},
         "subscriptions": {o["id"] for o in subs},
         "subscription_items": {i["id"] for s in subs for i in s["items"]["data"]},
+        # the server lists the prices its stored items embed
+        "prices": {i["price"]["id"] for s in subs for i in s["items"]["data"]},
         "invoices": {o["id"] for o in invoices},
         "invoice_lines": {line["id"] for o in invoices for line in o["lines"]["data"]},
         "charges": {o["id"] for o in store.iter_all("charge") if keep(o)},
@@ -517,6 +524,132 @@ def test_manifest_matches_files(server: BillingServer, zone: LandingZone) -> Non
         entity = next(e for e in BILLING_ENTITIES if e.name == f.entity)
         assert rows[0] == entity.column_names
         assert len(rows) - 1 == f.rows
+
+
+# ---------------------------------------------------------------------------------------
+# Stripe API versions: the pinned shape and the current (basil and later) one
+# ---------------------------------------------------------------------------------------
+def versioned(server: BillingServer, path: str, version: str | None, **params: Any):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    if version:
+        headers["Stripe-Version"] = version
+    return requests.get(server.url + path, params=params, headers=headers, timeout=5)
+
+
+def one(server: BillingServer, path: str, id_: str, version: str | None,
+        **params: Any) -> dict[str, Any]:
+    body = versioned(server, path, version, limit=100, **params).json()
+    return next(o for o in body["data"] if o["id"] == id_)
+
+
+def test_server_answers_the_shape_of_the_version_asked(server: BillingServer) -> None:
+    old = versioned(server, "/v1/invoices", BILLING_API_VERSION, limit=1)
+    assert old.headers["Stripe-Version"] == BILLING_API_VERSION
+    default = versioned(server, "/v1/invoices", None, limit=1)
+    assert default.headers["Stripe-Version"] == billing_server.DEFAULT_API_VERSION
+    assert default.headers["Stripe-Version"] >= "2025-03-31"  # the account default is current
+
+    oldest = {"created[lte]": ts("2026-02-01")}
+    inv = one(server, "/v1/invoices", "in_0000", BILLING_API_VERSION, **oldest)
+    assert inv["subscription"] == "sub_active" and "parent" not in inv
+    line = inv["lines"]["data"][1]
+    assert line["price"]["id"] == "price_seat" and line["proration"] is True
+    assert line["subscription"] == "sub_active"
+
+    inv = one(server, "/v1/invoices", "in_0000", None, **oldest)
+    assert "subscription" not in inv
+    assert inv["parent"]["subscription_details"]["subscription"] == "sub_active"
+    line = inv["lines"]["data"][1]
+    assert not {"price", "subscription", "proration", "type"} & set(line)
+    assert line["pricing"]["price_details"]["price"] == "price_seat"
+    details = line["parent"]["subscription_item_details"]
+    assert details["subscription"] == "sub_active" and details["proration"] is True
+    paged = versioned(server, "/v1/invoices/in_0007/lines", "2025-03-31.basil",
+                      starting_after="il_0007_09").json()["data"][0]
+    assert "price" not in paged and paged["pricing"]["price_details"]["price"] == "price_seat"
+
+    sub = one(server, "/v1/subscriptions", "sub_active", BILLING_API_VERSION, status="all")
+    period = (sub["current_period_start"], sub["current_period_end"])
+    assert "current_period_start" not in sub["items"]["data"][0]
+    assert sub["discount"]["coupon"]["percent_off"] == 20
+    sub = one(server, "/v1/subscriptions", "sub_active", None, status="all")
+    assert "current_period_start" not in sub and "current_period_end" not in sub
+    assert all((i["current_period_start"], i["current_period_end"]) == period
+               for i in sub["items"]["data"])
+    assert sub["discount"]["source"] == {"type": "coupon", "coupon": "WELCOME20"}
+    expanded = one(server, "/v1/subscriptions", "sub_active", None, status="all",
+                   **{"expand[]": "data.discount.source.coupon"})
+    assert expanded["discount"]["source"]["coupon"]["percent_off"] == 20
+    basil = one(server, "/v1/subscriptions", "sub_active", "2025-03-31.basil", status="all")
+    assert basil["discount"]["coupon"]["id"] == "WELCOME20"  # clover changed discounts
+    items = versioned(server, "/v1/subscription_items", None, subscription="sub_large",
+                      limit=100).json()["data"]
+    assert len(items) == 12 and all(i["current_period_start"] for i in items)
+
+    prices = versioned(server, "/v1/prices", None, limit=100).json()
+    assert {p["id"] for p in prices["data"]} == {
+        "price_seat", "price_addon", "price_annual", *(f"price_mod{n}" for n in range(1, 13))}
+    assert all(isinstance(p["created"], int) for p in prices["data"])
+    assert [p["id"] for p in walk(server, "/v1/prices", limit=4)] == \
+        [p["id"] for p in prices["data"]]  # the same paging contract as every list
+
+    assert versioned(server, "/v1/customers", "yesterday").status_code == 400
+    refused = versioned(server, "/v1/subscriptions", BILLING_API_VERSION,
+                        **{"expand[]": "data.discount.source.coupon"})
+    assert refused.status_code == 400  # no discount.source before clover
+
+
+def _staged(zone: LandingZone, day: date) -> dict[str, dict[str, dict[str, str]]]:
+    """Every landed row keyed by id, with each later-shape column folded into the pinned
+    shape's column (as staging does) and the later-shape columns dropped."""
+    prices = {r["price_id"]: r for r in landed(zone, day, "prices")}
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for entity in BILLING_ENTITIES:
+        pairs = [(o, n) for table, o, n, _ in BILLING_SHAPES if table == entity.name]
+        rows = {}
+        for raw in landed(zone, day, entity.name):
+            row = dict(raw)
+            for old, new in pairs:
+                if "." in new:  # from the line's price when the line names no price itself
+                    price = prices.get(raw["pricing_price_id"], {}) if not raw["price_id"] \
+                        else {}
+                    row[old] = raw[old] or price.get(new.split(".")[1], "")
+                else:
+                    row[old] = raw[old] or raw[new]
+                    row.pop(new)
+            rows[raw[entity.primary_key[0]]] = row
+        out[entity.name] = rows
+    return out
+
+
+def test_extract_pins_its_version_and_reads_both_shapes(server: BillingServer,
+                                                        tmp_path: Path) -> None:
+    pinned, current = (LandingZone(str(tmp_path / name)) for name in ("pinned", "current"))
+    manifest = extract_billing(pinned, FULL_DATE, server.url, KEY, **FAST)
+    assert manifest.state["api_version"] == BILLING_API_VERSION
+    assert {r.stripe_version for r in server.requests_log} == {BILLING_API_VERSION}
+    assert not any("expand" in r.path for r in server.requests_log)
+    calls = server.request_count
+
+    extract_billing(current, FULL_DATE, server.url, KEY, api_version=CLOVER_API_VERSION,
+                    **FAST)
+    later = server.requests_log[calls:]
+    assert {r.stripe_version for r in later} == {CLOVER_API_VERSION}
+    assert any(r.path.startswith("/v1/subscriptions") and "expand" in r.path for r in later)
+
+    old, new = _staged(pinned, FULL_DATE), _staged(current, FULL_DATE)
+    assert old == new
+    # the later shape landed its values in the later columns
+    lines = {r["line_id"]: r for r in landed(current, FULL_DATE, "invoice_lines")}
+    assert lines["il_0000_01"]["price_id"] == lines["il_0000_01"]["subscription_id"] == ""
+    assert lines["il_0000_01"]["pricing_price_id"] == "price_seat"
+    assert lines["il_0000_01"]["parent_proration"] == "true"
+    subs = {r["subscription_id"]: r for r in landed(current, FULL_DATE, "subscriptions")}
+    assert subs["sub_active"]["current_period_start"] == ""
+    assert subs["sub_active"]["item_current_period_start"] != ""
+    assert subs["sub_active"]["discount_source_percent_off"] == "20"
+    assert old["invoice_lines"]["il_0000_00"]["recurring_interval"] == "month"
+    assert old["subscriptions"]["sub_active"]["discount_percent_off"] == "20"
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,15 +3,32 @@
 It serves the sample billing data to the extractor in the demo and the tests with Stripe's
 list contract:
 
-- ``GET /v1/customers``, ``/v1/subscriptions``, ``/v1/invoices``, ``/v1/charges``,
-  ``/v1/refunds``, ``/v1/disputes``: newest first (ties by id descending), ``limit``
-  1-100 (default 10), ``starting_after`` / ``ending_before`` cursors (object ids),
-  ``created`` / ``created[gt|gte|lt|lte]`` filters and the per-endpoint filters Stripe has
-  (``customer``, ``subscription``, ``charge``, ``status``, ``email``). Subscriptions without
-  ``status`` exclude canceled ones; ``status=all`` lists every status.
+- ``GET /v1/customers``, ``/v1/subscriptions``, ``/v1/invoices``, ``/v1/prices``,
+  ``/v1/charges``, ``/v1/refunds``, ``/v1/disputes``: newest first (ties by id
+  descending), ``limit`` 1-100 (default 10), ``starting_after`` / ``ending_before``
+  cursors (object ids), ``created`` / ``created[gt|gte|lt|lte]`` filters and the
+  per-endpoint filters Stripe has (``customer``, ``subscription``, ``charge``, ``status``,
+  ``email``, ``product``, ``currency``). Subscriptions without ``status`` exclude canceled
+  ones; ``status=all`` lists every status.
 - ``GET /v1/invoices/{id}/lines`` and ``GET /v1/subscription_items?subscription=sub_...``:
   the nested lists. Objects in the top-level lists embed at most 10 lines / items with
   ``has_more`` set when there are more, as Stripe does.
+- API versions: each request is answered in the shape of its ``Stripe-Version`` header,
+  and without one in the account's default, the current shape (`DEFAULT_API_VERSION`).
+  The store keeps the objects as the sample writes them, in the shape of the versions
+  before 2025-03-31.basil; `present` converts them on the way out. From basil on:
+  subscriptions lose ``current_period_start/end`` (each item has its own), invoices lose
+  ``subscription`` (``parent.subscription_details.subscription``), ``charge`` and
+  ``paid``, invoice lines lose ``price``, ``subscription``, ``subscription_item``,
+  ``proration`` and ``type`` (``pricing.price_details`` and
+  ``parent.subscription_item_details``). From 2025-09-30.clover on a discount names its
+  coupon in ``source.coupon`` instead of embedding it (``expand[]=data.discount.source.
+  coupon`` on the subscription list embeds it again). Not emulated: basil's removal of
+  ``invoice`` from charges (the server keeps it in every version). The answer carries the
+  version in a ``Stripe-Version`` header.
+- Prices: the sample embeds its prices in subscription items and invoice lines; on start
+  the server adds a ``price`` object for each price the stored subscriptions use
+  (`BillingStore.add_missing_prices`), created with the first subscription using it.
 - Auth: ``Authorization: Bearer <key>`` or HTTP basic auth with the key as user name.
   Errors use Stripe's body shape ``{"error": {"type": ..., "message": ...}}``.
 
@@ -37,6 +54,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -51,6 +69,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from defection_warehouse.billing_store import BillingStore
+from defection_warehouse.contracts import BASIL_API_VERSION, CLOVER_API_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +88,8 @@ SUBSCRIPTION_STATUSES = (
 )
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 ERROR_ROTATION = (500, 502, 503)
-_COMMON_LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "created"})
+_COMMON_LIST_PARAMS = frozenset({"limit", "starting_after", "ending_before", "created",
+                                 "expand"})
 _CREATED_OPS = ("gt", "gte", "lt", "lte")
 
 
@@ -95,6 +115,7 @@ class RequestRecord(NamedTuple):
     method: str
     path: str  # request target, query string included
     status: int
+    stripe_version: str | None = None  # the request's Stripe-Version header, if any
 
 
 class ApiError(Exception):
@@ -125,6 +146,138 @@ def _bad_param(message: str, param: str | None = None) -> ApiError:
 
 
 # ---------------------------------------------------------------------------------------
+# API versions
+# ---------------------------------------------------------------------------------------
+# The account default: what a request without a Stripe-Version header gets.
+DEFAULT_API_VERSION = CLOVER_API_VERSION
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
+# The only expansion this server knows (clover no longer embeds a discount's coupon).
+_EXPANDABLE = {"/v1/subscriptions": "data.discount.source.coupon"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a response looks like: the version asked for, and the shape changes it has."""
+
+    version: str
+    basil: bool  # 2025-03-31.basil and later
+    clover: bool  # 2025-09-30.clover and later
+    expand: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, version: str) -> Shape:
+        if not _API_VERSION.fullmatch(version):
+            raise ApiError(400, f"Invalid Stripe API version: {version}",
+                           code="api_version_invalid")
+        day = version[:10]
+        return cls(version, day >= BASIL_API_VERSION[:10], day >= CLOVER_API_VERSION[:10])
+
+
+def _expansions(path: str, params: dict[str, str], shape: Shape) -> Shape:
+    wanted = params.get("expand[]")
+    if wanted is None:
+        if any(name.startswith("expand") for name in params):
+            raise _bad_param("Pass expansions as expand[]=...", "expand")
+        return shape
+    if wanted != _EXPANDABLE.get(path) or not shape.clover:
+        raise _bad_param(f"This property cannot be expanded ({wanted}).", "expand")
+    return Shape(shape.version, shape.basil, shape.clover, frozenset({wanted}))
+
+
+def present(obj: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    """A stored object (pre-basil shape) as `shape` has it; nested lists included."""
+    kind = obj.get("object")
+    if kind == "subscription":
+        return _present_subscription(obj, shape)
+    if kind == "invoice":
+        return _present_invoice(obj, shape)
+    if kind == "line_item":
+        return _present_line(obj, shape)
+    return obj
+
+
+def _with_list(obj: dict[str, Any], field: str,
+               convert: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    nested = obj.get(field)
+    if not isinstance(nested, dict) or not isinstance(nested.get("data"), list):
+        return obj
+    return {**obj, field: {**nested, "data": [convert(i) for i in nested["data"]]}}
+
+
+def present_item(item: dict[str, Any], subscription: dict[str, Any],
+                 shape: Shape) -> dict[str, Any]:
+    """A subscription item: from basil on it carries its subscription's period."""
+    if not shape.basil:
+        return item
+    return {"current_period_start": subscription.get("current_period_start"),
+            "current_period_end": subscription.get("current_period_end"), **item}
+
+
+def _present_subscription(sub: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    out = _with_list(sub, "items", lambda item: present_item(item, sub, shape))
+    if shape.basil:
+        out = {k: v for k, v in out.items()
+               if k not in ("current_period_start", "current_period_end")}
+    discount = out.get("discount")
+    if shape.clover and isinstance(discount, dict) and isinstance(discount.get("coupon"), dict):
+        coupon = discount["coupon"]
+        if _EXPANDABLE["/v1/subscriptions"] not in shape.expand:
+            coupon = coupon["id"]
+        out["discount"] = {**{k: v for k, v in discount.items() if k != "coupon"},
+                           "source": {"type": "coupon", "coupon": coupon}}
+    return out
+
+
+_INVOICE_FIELDS_GONE = ("subscription", "subscription_details", "subscription_proration_date",
+                        "quote", "charge", "paid", "paid_out_of_band", "payment_intent")
+
+
+def _present_invoice(invoice: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    out = _with_list(invoice, "lines", lambda line: _present_line(line, shape))
+    if not shape.basil:
+        return out
+    out = {k: v for k, v in out.items() if k not in _INVOICE_FIELDS_GONE}
+    sub = invoice.get("subscription")
+    out["parent"] = None if not sub else {
+        "type": "subscription_details", "quote_details": None,
+        "subscription_details": {"subscription": sub, "metadata": {},
+                                 "subscription_proration_date": None},
+    }
+    return out
+
+
+_LINE_FIELDS_GONE = ("price", "plan", "subscription", "subscription_item", "proration",
+                     "proration_details", "type", "invoice_item", "tax_amounts",
+                     "amount_excluding_tax", "unit_amount_excluding_tax")
+
+
+def _present_line(line: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    if not shape.basil:
+        return line
+    out = {k: v for k, v in line.items() if k not in _LINE_FIELDS_GONE}
+    price = line.get("price")
+    out["pricing"] = None if not isinstance(price, dict) else {
+        "type": "price_details",
+        "price_details": {"price": price.get("id"), "product": price.get("product")},
+        "unit_amount_decimal": None if price.get("unit_amount") is None
+        else str(price["unit_amount"]),
+    }
+    details = {"proration": bool(line.get("proration")),
+               "proration_details": {"credited_items": None}, "invoice_item": None}
+    if line.get("type", "subscription") == "subscription" and line.get("subscription"):
+        out["parent"] = {"type": "subscription_item_details", "invoice_item_details": None,
+                         "subscription_item_details": {
+                             **details, "subscription": line["subscription"],
+                             "subscription_item": line.get("subscription_item")}}
+    else:
+        out["parent"] = {"type": "invoice_item_details", "subscription_item_details": None,
+                         "invoice_item_details": {
+                             **details, "invoice_item": line.get("invoice_item"),
+                             "subscription": line.get("subscription")}}
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 # Listing
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -137,6 +290,7 @@ _TOP_LEVEL: dict[str, _ListSpec] = {
     "/v1/customers": _ListSpec("customer", ("email",)),
     "/v1/subscriptions": _ListSpec("subscription", ("customer", "status")),
     "/v1/invoices": _ListSpec("invoice", ("customer", "subscription", "status")),
+    "/v1/prices": _ListSpec("price", ("product", "currency")),
     "/v1/charges": _ListSpec("charge", ("customer",)),
     "/v1/refunds": _ListSpec("refund", ("charge",)),
     "/v1/disputes": _ListSpec("dispute", ("charge",)),
@@ -280,9 +434,11 @@ def _embed_nested(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _list_top_level(store: BillingStore, path: str, params: dict[str, str]) -> dict[str, Any]:
+def _list_top_level(store: BillingStore, path: str, params: dict[str, str],
+                    shape: Shape) -> dict[str, Any]:
     spec = _TOP_LEVEL[path]
     _check_params(params, _COMMON_LIST_PARAMS | set(spec.filters))
+    shape = _expansions(path, params, shape)
     limit = _parse_limit(params)
     created = _parse_created(params)
 
@@ -338,7 +494,7 @@ def _list_top_level(store: BillingStore, path: str, params: dict[str, str]) -> d
                                      after=cursor("starting_after"), created=created,
                                      statuses=statuses, predicate=predicate)
     return {"object": "list", "url": path, "has_more": has_more,
-            "data": [_embed_nested(o) for o in data]}
+            "data": [present(_embed_nested(o), shape) for o in data]}
 
 
 def _list_nested(items: list[dict[str, Any]], url: str, params: dict[str, str],
@@ -374,10 +530,13 @@ def _nested_data(parent: dict[str, Any], field: str) -> list[dict[str, Any]]:
     return []
 
 
-def handle_get(store: BillingStore, path: str, params: dict[str, str]) -> dict[str, Any]:
-    """Answer one authenticated GET; raises `ApiError` for anything Stripe would refuse."""
+def handle_get(store: BillingStore, path: str, params: dict[str, str],
+               shape: Shape | None = None) -> dict[str, Any]:
+    """Answer one authenticated GET in `shape` (default: the account default version);
+    raises `ApiError` for anything Stripe would refuse."""
+    shape = shape or Shape.of(DEFAULT_API_VERSION)
     if path in _TOP_LEVEL:
-        return _list_top_level(store, path, params)
+        return _list_top_level(store, path, params, shape)
     if path == "/v1/subscription_items":
         sub_id = params.get("subscription")
         if not sub_id:
@@ -386,8 +545,8 @@ def handle_get(store: BillingStore, path: str, params: dict[str, str]) -> dict[s
         sub = store.get("subscription", sub_id)
         if sub is None:
             raise _missing("subscription", sub_id, "subscription")
-        return _list_nested(_nested_data(sub, "items"),
-                            f"/v1/subscription_items?subscription={sub_id}", params,
+        items = [present_item(i, sub, shape) for i in _nested_data(sub, "items")]
+        return _list_nested(items, f"/v1/subscription_items?subscription={sub_id}", params,
                             {"subscription"})
     parts = path.split("/")
     if len(parts) == 5 and parts[:3] == ["", "v1", "invoices"] and parts[4] == "lines":
@@ -396,7 +555,8 @@ def handle_get(store: BillingStore, path: str, params: dict[str, str]) -> dict[s
         if invoice is None:
             raise ApiError(404, f"No such invoice: '{invoice_id}'", code="resource_missing",
                            param="id")
-        return _list_nested(_nested_data(invoice, "lines"), path, params, ())
+        lines = [present(line, shape) for line in _nested_data(invoice, "lines")]
+        return _list_nested(lines, path, params, ())
     raise ApiError(404, f"Unrecognized request URL (GET: {path}).")
 
 
@@ -438,12 +598,14 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 self._respond_fault(fault, faults)
                 return
+            shape = Shape.of(self.headers.get("Stripe-Version", "").strip()
+                             or owner.default_api_version)
             split = urlsplit(self.path)
             params = self._params(split.query)
             if self.store is None:
                 self.store = BillingStore(owner.store_path)
-            body = handle_get(self.store, split.path.rstrip("/") or "/", params)
-            self._respond(200, body, faults)
+            body = handle_get(self.store, split.path.rstrip("/") or "/", params, shape)
+            self._respond(200, body, faults, {"Stripe-Version": shape.version})
         except ApiError as exc:
             self._respond(exc.status, exc.body(), faults, exc.headers)
         except OSError:
@@ -529,7 +691,8 @@ class _Handler(BaseHTTPRequestHandler):
                      headers: dict[str, str] | None = None) -> None:
         if faults.slow_ms:
             time.sleep(faults.slow_ms / 1000)
-        self.server.owner._record(RequestRecord(self.command, self.path, status))
+        self.server.owner._record(RequestRecord(self.command, self.path, status,
+                                                self.headers.get("Stripe-Version")))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -566,7 +729,8 @@ class BillingServer:
     """
 
     def __init__(self, store_path: str | Path, api_key: str, host: str = "127.0.0.1",
-                 port: int = 0, faults: Faults | None = None) -> None:
+                 port: int = 0, faults: Faults | None = None,
+                 default_api_version: str = DEFAULT_API_VERSION) -> None:
         self.store_path = Path(store_path)
         if not self.store_path.is_file():
             raise FileNotFoundError(f"billing store not found: {self.store_path}")
@@ -576,6 +740,7 @@ class BillingServer:
             raise ValueError(f"the billing server listens on loopback only, not on {host!r}")
         self.host = host
         self.port = port
+        self.default_api_version = Shape.of(default_api_version).version
         self._api_key = api_key
         self._faults = faults or Faults()
         self._lock = threading.Lock()
@@ -595,6 +760,10 @@ class BillingServer:
     def start(self) -> BillingServer:
         if self._httpd is not None:
             raise RuntimeError("billing server already started")
+        with BillingStore(self.store_path) as store:
+            added = store.add_missing_prices()
+        if added:
+            log.info("billing API: added %d price objects from the stored items", added)
         cls = _HttpServer6 if ":" in self.host else _HttpServer
         httpd = cls((self.host, self.port), _Handler)
         httpd.owner = self

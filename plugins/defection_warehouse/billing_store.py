@@ -1,6 +1,10 @@
 """Storage behind the local billing API: Stripe-shaped JSON objects in one SQLite file.
 
-The sample generator writes it; the local server (`billing_server`) pages through it.
+The sample generator writes it; the local server (`billing_server`) pages through it. The
+objects are kept in the shape of the Stripe API versions before 2025-03-31.basil (the
+server converts them to the shape a request asks for). The sample embeds its prices in
+subscription items and invoice lines; `add_missing_prices` stores them as objects of their
+own for ``/v1/prices``.
 SQLite keeps a 100,000-customer sample off the heap and needs no server.
 """
 
@@ -97,6 +101,23 @@ class BillingStore:
         )
         rows = self._conn.execute(sql, [*args, limit + 1]).fetchall()
         return [json.loads(r[0]) for r in rows[:limit]], len(rows) > limit
+
+    def add_missing_prices(self) -> int:
+        """Store a ``price`` object for every price the stored subscriptions' items embed
+        that has none yet, created with the first subscription using it (Stripe's price
+        predates its subscriptions). Returns how many were added."""
+        rows = self._conn.execute(
+            "select json_extract(item.value, '$.price.id'), "
+            "json_extract(item.value, '$.price'), min(sub.created) "
+            "from objects as sub, json_each(sub.body, '$.items.data') as item "
+            "where sub.type = 'subscription' "
+            "and json_extract(item.value, '$.price.id') is not null "
+            "and not exists (select 1 from objects as p where p.type = 'price' "
+            "and p.id = json_extract(item.value, '$.price.id')) "
+            "group by 1 order by 1"
+        ).fetchall()
+        return self.write({**json.loads(price), "created": created}
+                          for _, price, created in rows) if rows else 0
 
     def count(self, type_: str) -> int:
         return self._conn.execute(

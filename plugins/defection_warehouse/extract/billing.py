@@ -11,6 +11,12 @@ The batch for logical date D covers the data interval [D 00:00 UTC, D+1 00:00 UT
   parent object and, when the embedded list says ``has_more``, paged from the nested
   endpoint.
 
+Every request pins the API version with a ``Stripe-Version`` header (`api_version`, by
+default the version the contracts are written for, `BILLING_API_VERSION`). The contracts
+read both that shape and the one of 2025-03-31.basil and later, so a newer version may be
+pinned too; from 2025-09-30.clover on, subscriptions are listed with their discount's
+coupon expanded (clover no longer expands it).
+
 A committed batch is returned as it is unless ``force`` is set. HTTP 429 waits for
 ``Retry-After``; 5xx answers, connection errors and timeouts back off exponentially with
 jitter; other errors stop the extract with a `BillingApiError`. The API key is sent only
@@ -39,7 +45,12 @@ from tenacity import (
 )
 
 from defection_warehouse import __version__
-from defection_warehouse.contracts import BILLING_ENTITIES, Entity
+from defection_warehouse.contracts import (
+    BILLING_API_VERSION,
+    BILLING_ENTITIES,
+    CLOVER_API_VERSION,
+    Entity,
+)
 from defection_warehouse.landing import LandingError, LandingZone, Manifest
 
 log = logging.getLogger(__name__)
@@ -49,6 +60,17 @@ MAX_PAGE_SIZE = 100
 
 # Extra list parameters per endpoint: canceled subscriptions are listed only with status=all.
 LIST_PARAMS: dict[str, dict[str, str]] = {"subscriptions": {"status": "all"}}
+# From clover on a discount names its coupon (discount.source.coupon) instead of embedding
+# it; expanding it keeps the coupon's percent and amount off.
+CLOVER_EXPAND: dict[str, str] = {"subscriptions": "data.discount.source.coupon"}
+
+
+def list_params(entity: str, api_version: str) -> dict[str, str]:
+    """The extra parameters of an entity's list request under `api_version`."""
+    params = dict(LIST_PARAMS.get(entity, {}))
+    if entity in CLOVER_EXPAND and api_version[:10] >= CLOVER_API_VERSION[:10]:
+        params["expand[]"] = CLOVER_EXPAND[entity]
+    return params
 # The field of a nested object that points back at its parent; filled in from the parent
 # when an API version leaves it out.
 PARENT_LINK: dict[str, str] = {"subscription_items": "subscription", "invoice_lines": "invoice"}
@@ -217,7 +239,8 @@ class BillingClient:
     """GETs against a Stripe-compatible API with retries, counted per entity."""
 
     def __init__(self, base_url: str, api_key: str, *, page_size: int = MAX_PAGE_SIZE,
-                 max_attempts: int = 8, backoff_seconds: float = 0.5,
+                 api_version: str = BILLING_API_VERSION, max_attempts: int = 8,
+                 backoff_seconds: float = 0.5,
                  max_backoff_seconds: float = 30, timeout_seconds: float = 30,
                  session: requests.Session | None = None) -> None:
         if not base_url:
@@ -228,6 +251,9 @@ class BillingClient:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not api_version:
+            raise ValueError("billing API version is empty")
+        self.api_version = api_version
         self.base_url = base_url.rstrip("/")
         if self.base_url.endswith("/v1"):  # endpoint paths carry the version
             self.base_url = self.base_url[:-3]
@@ -240,6 +266,7 @@ class BillingClient:
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
             "User-Agent": f"defection-warehouse/{__version__}",
+            "Stripe-Version": api_version,
         })
         self.requests = 0
         self.retries = 0
@@ -404,9 +431,11 @@ def extract_billing(
     backoff_seconds: float = 0.5,
     max_backoff_seconds: float = 30,
     timeout_seconds: float = 30,
+    api_version: str = BILLING_API_VERSION,
     progress: Callable[[str], None] | None = None,
 ) -> Manifest:
-    """Land the billing batch for `logical_date` and return its manifest."""
+    """Land the billing batch for `logical_date` and return its manifest; every request
+    asks for `api_version` (``Stripe-Version``)."""
     batch = zone.batch(SOURCE, logical_date)
     if batch.exists() and not force:
         manifest = batch.manifest()
@@ -417,13 +446,14 @@ def extract_billing(
     start, end = window_for(zone, logical_date)
     start_epoch = _epoch(start) if start else None
     end_epoch = _epoch(end)
-    client = BillingClient(base_url, api_key, page_size=page_size, max_attempts=max_attempts,
+    client = BillingClient(base_url, api_key, page_size=page_size, api_version=api_version,
+                           max_attempts=max_attempts,
                            backoff_seconds=backoff_seconds,
                            max_backoff_seconds=max_backoff_seconds,
                            timeout_seconds=timeout_seconds)
     plans = _plans(start_epoch, end_epoch)
-    _report(progress, f"billing {logical_date}: extracting from {_redacted(client.base_url)}, "
-                      f"window [{start or 'beginning'}, {end})")
+    _report(progress, f"billing {logical_date}: extracting from {_redacted(client.base_url)} "
+                      f"(Stripe-Version {api_version}), window [{start or 'beginning'}, {end})")
     batch.reset()
     try:
         for plan in plans:
@@ -433,6 +463,7 @@ def extract_billing(
 
     state = {
         "api": _redacted(client.base_url),
+        "api_version": api_version,
         "sync": "incremental" if start else "full",
         "requests": client.requests,
         "retries": client.retries,
@@ -474,7 +505,7 @@ def _plans(start_epoch: int | None, end_epoch: int) -> list[_Plan]:
 def _extract_entity(client: BillingClient, batch: Any, plan: _Plan,
                     progress: Callable[[str], None] | None) -> None:
     entity = plan.entity
-    params: dict[str, Any] = dict(LIST_PARAMS.get(entity.name, {}))
+    params: dict[str, Any] = list_params(entity.name, client.api_version)
     params["created[lt]"] = plan.stats.created_lt
     if plan.stats.created_gte is not None:
         params["created[gte]"] = plan.stats.created_gte

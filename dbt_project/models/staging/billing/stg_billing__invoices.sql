@@ -1,3 +1,6 @@
+-- Either shape of the Stripe API: before 2025-03-31.basil an invoice names its
+-- subscription at the top (subscription_id), from basil on under parent.subscription_details
+-- (parent_subscription_id).
 {{ incremental_staging_config(
     ['invoice_id'], 'billing', extra_indexes=[{'columns': ['subscription_id']}]
 ) }}
@@ -16,7 +19,7 @@ final as (
     select
         invoice_id,
         customer_id,
-        subscription_id,
+        coalesce(subscription_id, parent_subscription_id) as subscription_id,
         status as invoice_status,
         billing_reason,
         {{ epoch_to_timestamp('created') }} as created_at,

@@ -1,3 +1,7 @@
+-- Either shape of the Stripe API: from 2025-03-31.basil on the current period is kept on
+-- the subscription's items (item_current_period_*: the first item's, which every item of
+-- a subscription billed on one cycle shares), and from 2025-09-30.clover on a discount
+-- names its coupon under source (discount_source_*).
 {{ incremental_staging_config(['subscription_id'], 'billing') }}
 
 with
@@ -17,8 +21,10 @@ final as (
         status as subscription_status,
         {{ epoch_to_timestamp('created') }} as created_at,
         {{ epoch_to_timestamp('start_date') }} as started_at,
-        {{ epoch_to_timestamp('current_period_start') }} as current_period_start_at,
-        {{ epoch_to_timestamp('current_period_end') }} as current_period_end_at,
+        {{ epoch_to_timestamp('coalesce(current_period_start, item_current_period_start)') }}
+            as current_period_start_at,
+        {{ epoch_to_timestamp('coalesce(current_period_end, item_current_period_end)') }}
+            as current_period_end_at,
         cancel_at_period_end as is_cancel_at_period_end,
         {{ epoch_to_timestamp('cancel_at') }} as cancel_at,
         {{ epoch_to_timestamp('canceled_at') }} as canceled_at,
@@ -26,9 +32,9 @@ final as (
         cancellation_reason,
         cancellation_feedback,
         cancellation_comment,
-        discount_coupon_id,
-        discount_percent_off,
-        discount_amount_off,
+        coalesce(discount_coupon_id, discount_source_coupon_id) as discount_coupon_id,
+        coalesce(discount_percent_off, discount_source_percent_off) as discount_percent_off,
+        coalesce(discount_amount_off, discount_source_amount_off) as discount_amount_off,
         currency,
         _batch_id as batch_id,
         _logical_date as logical_date,
