@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+from defection_warehouse.contracts import BILLING_API_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +22,37 @@ STAGING_SCHEMA = "staging"
 INTERMEDIATE_SCHEMA = "intermediate"
 SEEDS_SCHEMA = "seeds"
 META_SCHEMA = "dw_meta"  # publish log and quality-gate results
+
+
+# The sources a business may connect. Billing is the revenue record every mart starts
+# from; the CRM and the survey tool are optional (many businesses start with billing).
+ALL_SOURCES = ("crm", "billing", "survey")
+REQUIRED_SOURCES = ("billing",)
+
+
+def parse_sources(raw: str | None, *, origin: str = "DW_SOURCES") -> tuple[str, ...]:
+    """The connected sources from a comma list such as "billing,crm" (empty or None: all
+    of them), in the pipeline's order. Unknown names and a list without billing are
+    refused, naming where the list came from."""
+    if raw is None or not raw.strip():
+        return ALL_SOURCES
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL_SOURCES))
+    if unknown:
+        raise ValueError(f"{origin}={raw!r} names unknown source(s) {', '.join(unknown)}; "
+                         f"the sources are {', '.join(ALL_SOURCES)}")
+    missing = [n for n in REQUIRED_SOURCES if n not in names]
+    if missing:
+        raise ValueError(f"{origin}={raw!r} leaves out {', '.join(missing)}, which every "
+                         "warehouse needs (its revenue record); crm and survey are optional")
+    return tuple(n for n in ALL_SOURCES if n in names)
+
+
+def _api_version(raw: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?", raw):
+        raise ValueError(f"BILLING_API_VERSION={raw!r} is not a Stripe API version such as "
+                         f"{BILLING_API_VERSION} or 2025-09-30.clover")
+    return raw
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -64,10 +98,16 @@ class Settings:
     embedded_pg_port: int
     build_schema: str
     publish_schema: str
+    # the connected sources (DW_SOURCES); the others are neither extracted, loaded nor
+    # gated, and their raw tables stay empty
+    sources: tuple[str, ...]
     # dbt threads: one per core by default. On two cores, four threads made a night's
     # build 15-20% slower than two (queries and dbt's own Python work compete for the
     # cores), and the full build no faster.
     dbt_threads: int
+    # Stripe-Version the billing extractor sends (BILLING_API_VERSION); the default is
+    # the version the extractor is written for, and it reads the basil+ shape as well
+    billing_api_version: str = BILLING_API_VERSION
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -101,8 +141,14 @@ class Settings:
             build_schema=_env("DW_BUILD_SCHEMA", "analytics_build"),
             publish_schema=_env("DW_PUBLISH_SCHEMA", "analytics"),
             dbt_threads=threads,
+            billing_api_version=_api_version(_env("BILLING_API_VERSION", BILLING_API_VERSION)),
+            sources=parse_sources(_env("DW_SOURCES")),
         )
 
     @property
     def sample_dir(self) -> Path:
         return self.data_dir / "sample"
+
+    @property
+    def absent_sources(self) -> tuple[str, ...]:
+        return tuple(s for s in ALL_SOURCES if s not in self.sources)

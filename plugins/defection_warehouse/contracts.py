@@ -88,7 +88,7 @@ CRM_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "crm", "accounts", "Companies that buy (or bought) the product.",
         (
-            C("account_id", "bigint", "CRM account id.", key=True),
+            C("account_id", "text", "CRM account id.", key=True),
             C("name", "text", "Company name."),
             C("domain", "text", "Company web domain."),
             C("industry", "text", "Industry label as kept in the CRM."),
@@ -105,8 +105,8 @@ CRM_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "crm", "contacts", "People at customer accounts.",
         (
-            C("contact_id", "bigint", "CRM contact id.", key=True),
-            C("account_id", "bigint", "Account the contact works for."),
+            C("contact_id", "text", "CRM contact id.", key=True),
+            C("account_id", "text", "Account the contact works for."),
             C("email", "text", "Work email (personal data)."),
             C("first_name", "text", "First name (personal data)."),
             C("last_name", "text", "Last name (personal data)."),
@@ -118,8 +118,8 @@ CRM_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "crm", "deals", "Sales opportunities, including what the sale promised.",
         (
-            C("deal_id", "bigint", "CRM deal id.", key=True),
-            C("account_id", "bigint", "Account the deal is for."),
+            C("deal_id", "text", "CRM deal id.", key=True),
+            C("account_id", "text", "Account the deal is for."),
             C("stage", "text", "Pipeline stage: open, closed_won or closed_lost.",
               accepted=("open", "closed_won", "closed_lost")),
             C("amount", "bigint", "Deal value in minor units."),
@@ -134,9 +134,9 @@ CRM_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "crm", "activities", "Touchpoints with an account: calls, emails, meetings, reviews.",
         (
-            C("activity_id", "bigint", "CRM activity id.", key=True),
-            C("account_id", "bigint", "Account touched."),
-            C("contact_id", "bigint", "Contact touched, when known."),
+            C("activity_id", "text", "CRM activity id.", key=True),
+            C("account_id", "text", "Account touched."),
+            C("contact_id", "text", "Contact touched, when known."),
             C("activity_type", "text", "call, email, meeting or business_review.",
               accepted=("call", "email", "meeting", "business_review")),
             C("occurred_at", "timestamptz", "When the touchpoint happened."),
@@ -147,9 +147,9 @@ CRM_ENTITIES: tuple[Entity, ...] = (
     Entity(
         "crm", "tickets", "Support tickets.",
         (
-            C("ticket_id", "bigint", "CRM ticket id.", key=True),
-            C("account_id", "bigint", "Account that raised the ticket."),
-            C("contact_id", "bigint", "Contact that raised the ticket."),
+            C("ticket_id", "text", "CRM ticket id.", key=True),
+            C("account_id", "text", "Account that raised the ticket."),
+            C("contact_id", "text", "Contact that raised the ticket."),
             C("category", "text", "bug, outage, how_to, billing or feature_request.",
               accepted=("bug", "outage", "how_to", "billing", "feature_request")),
             C("priority", "text", "low, normal, high or urgent.",
@@ -168,7 +168,7 @@ CRM_ENTITIES: tuple[Entity, ...] = (
         "crm", "usage_snapshots",
         "Product usage synced into the CRM, one row per account and snapshot date.",
         (
-            C("account_id", "bigint", "Account measured.", key=True),
+            C("account_id", "text", "Account measured.", key=True),
             C("snapshot_date", "date", "Day the usage refers to.", key=True),
             C("active_users", "integer", "Users active in the 30 days to the snapshot."),
             C("licensed_seats", "integer", "Seats licensed at the snapshot."),
@@ -181,6 +181,14 @@ CRM_ENTITIES: tuple[Entity, ...] = (
 # ---------------------------------------------------------------------------------------
 # Billing: a Stripe-compatible REST API. Columns name the JSON path they are read from.
 # ---------------------------------------------------------------------------------------
+# The Stripe API version the extractor is written for, sent as `Stripe-Version` unless
+# BILLING_API_VERSION names another. It also reads the shape of 2025-03-31.basil and later
+# (and clover's discounts): where a field moved, the raw table has a column for each path
+# and staging takes whichever the batch has. See BILLING_SHAPES for the list.
+BILLING_API_VERSION = "2025-02-24.acacia"
+# First versions of the shapes the extractor reads besides the pinned one.
+BASIL_API_VERSION = "2025-03-31.basil"
+CLOVER_API_VERSION = "2025-09-30.clover"
 # Stripe's enums where the API may send more than the sample uses (accepted, not flagged).
 STRIPE_CANCELLATION_FEEDBACK: tuple[str, ...] = (
     "too_expensive", "missing_features", "switched_service", "unused", "customer_service",
@@ -223,6 +231,11 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
               path="current_period_start"),
             C("current_period_end", "bigint", "Current period end, epoch seconds.",
               path="current_period_end"),
+            C("item_current_period_start", "bigint", "Current period start of the first "
+              "item (basil and later keep the period on the items), epoch seconds.",
+              path="items.data[0].current_period_start"),
+            C("item_current_period_end", "bigint", "Current period end of the first item "
+              "(basil and later), epoch seconds.", path="items.data[0].current_period_end"),
             C("cancel_at_period_end", "boolean", "Cancellation requested for period end.",
               path="cancel_at_period_end"),
             C("cancel_at", "bigint", "Scheduled cancellation time.", path="cancel_at"),
@@ -242,6 +255,14 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
               path="discount.coupon.percent_off"),
             C("discount_amount_off", "bigint", "Coupon amount off, minor units.",
               path="discount.coupon.amount_off"),
+            C("discount_source_coupon_id", "text", "Coupon applied (clover and later: "
+              "discount.source.coupon).", path="discount.source.coupon"),
+            C("discount_source_percent_off", "integer", "Coupon percent off (clover and "
+              "later, with the coupon expanded).",
+              path="discount.source.coupon.percent_off"),
+            C("discount_source_amount_off", "bigint", "Coupon amount off, minor units "
+              "(clover and later, with the coupon expanded).",
+              path="discount.source.coupon.amount_off"),
             C("currency", "text", "Currency.", path="currency"),
         ),
         ("subscription_id",), mode="snapshot", endpoint="/v1/subscriptions",
@@ -271,6 +292,8 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
             C("invoice_id", "text", "Invoice id (in_...).", key=True, path="id"),
             C("customer_id", "text", "Billing customer.", path="customer"),
             C("subscription_id", "text", "Subscription billed.", path="subscription"),
+            C("parent_subscription_id", "text", "Subscription billed (basil and later).",
+              path="parent.subscription_details.subscription"),
             C("status", "text", "draft, open, paid, uncollectible or void.", path="status",
               accepted=("draft", "open", "paid", "uncollectible", "void")),
             C("billing_reason", "text", "subscription_create, subscription_cycle, "
@@ -308,8 +331,30 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
               path="period.start"),
             C("period_end", "bigint", "Service period end, epoch seconds.", path="period.end"),
             C("proration", "boolean", "A proration line.", path="proration"),
+            C("parent_subscription_id", "text", "Subscription the line bills (basil and "
+              "later).", path="parent.subscription_item_details.subscription"),
+            C("pricing_price_id", "text", "Price id (basil and later; its interval comes "
+              "from billing.prices).", path="pricing.price_details.price"),
+            C("parent_proration", "boolean", "A proration line (basil and later).",
+              path="parent.subscription_item_details.proration"),
         ),
         ("line_id",), parent="invoices", nested_path="lines.data",
+    ),
+    Entity(
+        "billing", "prices", "Prices (recurring interval of the lines of basil and later).",
+        (
+            C("price_id", "text", "Price id (price_...).", key=True, path="id"),
+            C("product_id", "text", "Product id.", path="product"),
+            C("unit_amount", "bigint", "Price per unit per interval, minor units.",
+              path="unit_amount"),
+            C("currency", "text", "Currency.", path="currency"),
+            C("recurring_interval", "text", "month or year; empty for a one-off price.",
+              path="recurring.interval", accepted=STRIPE_INTERVALS),
+            C("recurring_interval_count", "integer", "Intervals per billing period.",
+              path="recurring.interval_count"),
+            C("created", "bigint", "Creation time, epoch seconds.", path="created"),
+        ),
+        ("price_id",), mode="snapshot", endpoint="/v1/prices",
     ),
     Entity(
         "billing", "charges", "Payment attempts.",
@@ -364,6 +409,25 @@ BILLING_ENTITIES: tuple[Entity, ...] = (
         ),
         ("dispute_id",), endpoint="/v1/disputes",
     ),
+)
+
+# Where the shapes differ: (table, column of the pinned shape, column of the later shape or
+# None with how staging gets the value, first version of the later shape). Staging takes the
+# pinned shape's column, else the later one's.
+BILLING_SHAPES: tuple[tuple[str, str, str, str], ...] = (
+    ("subscriptions", "current_period_start", "item_current_period_start", BASIL_API_VERSION),
+    ("subscriptions", "current_period_end", "item_current_period_end", BASIL_API_VERSION),
+    ("subscriptions", "discount_coupon_id", "discount_source_coupon_id", CLOVER_API_VERSION),
+    ("subscriptions", "discount_percent_off", "discount_source_percent_off",
+     CLOVER_API_VERSION),
+    ("subscriptions", "discount_amount_off", "discount_source_amount_off", CLOVER_API_VERSION),
+    ("invoices", "subscription_id", "parent_subscription_id", BASIL_API_VERSION),
+    ("invoice_lines", "subscription_id", "parent_subscription_id", BASIL_API_VERSION),
+    ("invoice_lines", "price_id", "pricing_price_id", BASIL_API_VERSION),
+    ("invoice_lines", "recurring_interval", "prices.recurring_interval", BASIL_API_VERSION),
+    ("invoice_lines", "recurring_interval_count", "prices.recurring_interval_count",
+     BASIL_API_VERSION),
+    ("invoice_lines", "proration", "parent_proration", BASIL_API_VERSION),
 )
 
 # ---------------------------------------------------------------------------------------
@@ -460,6 +524,7 @@ def to_markdown() -> str:
         "epoch seconds (UTC); amounts are integers in minor units. Every raw table also has",
         "the load columns " + ", ".join(f"`{n}`" for n, _, _ in LOAD_COLUMNS) + ".",
         "",
+        *_billing_versions_markdown(),
     ]
     for e in ENTITIES:
         lines += [
@@ -484,6 +549,49 @@ def to_markdown() -> str:
             lines.append(row)
         lines.append("")
     return "\n".join(lines)
+
+
+def _billing_versions_markdown() -> list[str]:
+    by_name = {e.name: e for e in BILLING_ENTITIES}
+
+    def where(table: str, column: str) -> str:
+        if "." in column:  # another entity's column, joined in staging
+            other, name = column.split(".")
+            return (f"`{by_name[other].column(name).path}` of the line's price, "
+                    f"`/v1/prices` (`{by_name[other].raw_table}.{name}`)")
+        return f"`{by_name[table].column(column).path}` ({column})"
+
+    lines = [
+        "## Billing API version",
+        "",
+        f"The extractor sends `Stripe-Version: {BILLING_API_VERSION}`, the version it is",
+        "written for. Set `BILLING_API_VERSION` (environment or `.env`) to pin another one,",
+        f"e.g. `{CLOVER_API_VERSION}`: it reads the shape of that version too. Stripe",
+        "answers a request without the header in the account's default version, and",
+        f"{BASIL_API_VERSION} (and {CLOVER_API_VERSION} for discounts) moved fields the",
+        "warehouse needs. Where the shapes differ the raw table has a column for each path;",
+        "staging takes the older shape's column, else the newer one's, so the staging",
+        "columns and everything built on them are the same in either shape. Lines of the",
+        "newer shape no longer carry their price's recurring interval: it comes from the",
+        "prices listed at `/v1/prices` (`raw_billing.prices`). From clover on the",
+        "extractor expands `data.discount.source.coupon` on subscriptions to read the",
+        "coupon's percent and amount off. The DAG reads the same setting.",
+        "",
+        f"| table | up to {BILLING_API_VERSION} | from | later path |",
+        "|---|---|---|---|",
+    ]
+    for table, old, new, since in BILLING_SHAPES:
+        lines.append(f"| `raw_billing.{table}` | {where(table, old)} | {since} | "
+                     f"{where(table, new)} |")
+    lines += [
+        "",
+        "Not read yet: basil also removed `invoice` from charges (the link is an invoice",
+        "payment, `/v1/invoice_payments`); on an account at basil or later the charges land",
+        "without `invoice_id`, and the first failed payment of a defection's last invoice is",
+        "not found.",
+        "",
+    ]
+    return lines
 
 
 def to_dbt_sources(source: str) -> str:

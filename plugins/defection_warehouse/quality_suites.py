@@ -125,6 +125,9 @@ RAW_RULES: dict[str, RawRules] = {
     "raw_billing.invoice_lines": RawRules(
         None, INCREMENTAL,
         (Bounds("discount_amount"), Bounds("quantity"), Bounds("recurring_interval_count", 1))),
+    # prices change rarely: no freshness limit
+    "raw_billing.prices": RawRules(
+        None, SNAPSHOT, (Bounds("unit_amount"), Bounds("recurring_interval_count", 1))),
     "raw_billing.charges": RawRules(Freshness("created", _days(3)), INCREMENTAL,
                                     (Bounds("amount"), Bounds("amount_refunded"))),
     "raw_billing.refunds": RawRules(None, None, (Bounds("amount"),)),
@@ -276,6 +279,7 @@ KPI_RATES: tuple[tuple[str, str, str], ...] = (
     ("grr_t12", "grr_t12_numerator", "grr_t12_denominator"),
     ("nrr_t12", "nrr_t12_numerator", "nrr_t12_denominator"),
     ("feedback_coverage", "feedback_coverage_numerator", "feedback_coverage_denominator"),
+    ("evidence_coverage", "evidence_coverage_numerator", "evidence_coverage_denominator"),
     ("win_back_rate", "win_back_rate_numerator", "win_back_rate_denominator"),
 )
 # Bounds that hold by construction. Churned plus contracted MRR never exceeds the MRR at
@@ -284,7 +288,7 @@ KPI_RATES: tuple[tuple[str, str, str], ...] = (
 KPI_BOUNDS: tuple[tuple[str, float | None, float | None], ...] = (
     ("logo_churn_rate", 0, 1), ("gross_mrr_churn_rate", 0, 1), ("net_mrr_churn_rate", None, 1),
     ("quick_ratio", 0, None), ("grr_t12", 0, 1), ("nrr_t12", 0, None),
-    ("feedback_coverage", 0, 1), ("win_back_rate", 0, 1),
+    ("feedback_coverage", 0, 1), ("evidence_coverage", 0, 1), ("win_back_rate", 0, 1),
 )
 
 
@@ -335,6 +339,7 @@ where k.month is null
    or k.reactivation_mrr <> coalesce(m.reactivation_mrr, 0)
    or k.logo_churn_rate_numerator <> k.churned_customers
    or k.gross_mrr_churn_rate_numerator <> k.churned_mrr + k.contraction_mrr
+   or k.quick_ratio_numerator <> k.new_mrr + k.expansion_mrr + k.reactivation_mrr
    or k.quick_ratio_denominator <> k.churned_mrr + k.contraction_mrr
 """
 
@@ -363,6 +368,15 @@ full join (select defection_month as month, count(*) as defections, sum(lost_mrr
            from fct_defections group by defection_month) as d on d.month = k.month
 where coalesce(k.defections, 0) <> coalesce(d.defections, 0)
    or coalesce(k.defections_lost_mrr, 0) <> coalesce(d.lost_mrr, 0)
+"""
+
+HAS_EVIDENCE_QUERY = """
+select d.defection_id, d.has_evidence, c.causes
+from {batch} as d
+left join (select defection_id, string_agg(cause_id, ',' order by cause_id) as causes
+           from fct_defection_causes group by defection_id) as c
+    on c.defection_id = d.defection_id
+where d.has_evidence = (coalesce(c.causes, 'unexplained') = 'unexplained')
 """
 
 WEIGHTS_SUM_QUERY = """
@@ -404,6 +418,21 @@ where mrr_delta <> current_mrr - previous_mrr
    or (movement_category in ('new', 'reactivation') and previous_mrr <> 0)
 """
 
+# Invoice lines whose billed currency has no rate to the reporting currency for the month
+# the line's service period starts (seed fx_rates_monthly): their MRR would be missing
+# from the marts. The converted lines live in the intermediate layer, which the marts are
+# built from in the same run; {batch} counts the mart's customers that are affected.
+FX_RATES_QUERY = """
+select lines.currency, lines.fx_month as month, lines.reporting_currency,
+       count(*) as invoice_lines, count(distinct lines.customer_id) as customers,
+       count(distinct lines.customer_id) filter (
+           where lines.customer_id in (select customer_id from {batch})) as customers_in_mart
+from intermediate.int_revenue__invoice_line_mrr as lines
+where lines.fx_rate is null
+group by lines.currency, lines.fx_month, lines.reporting_currency
+order by lines.fx_month, lines.currency
+"""
+
 ACTIVE_FLAG_QUERY = """
 select customer_id, month, mrr, is_active from {batch} where is_active <> (mrr > 0)
 """
@@ -429,6 +458,9 @@ def mart_suites() -> list[gx.ExpectationSuite]:
             *_unique("customer_id", "month"), _not_empty(), _between("mrr"),
             _rows("is_active is true exactly when the month's MRR is positive.",
                   ACTIVE_FLAG_QUERY),
+            _rows("Every currency billed has a rate to the reporting currency for each month "
+                  "it is billed in (seed fx_rates_monthly); each row names a currency and "
+                  "month without one.", FX_RATES_QUERY, "fx_rates"),
         ],
         "fct_mrr_movements": [
             *_unique("customer_id", "month"),
@@ -444,6 +476,8 @@ def mart_suites() -> list[gx.ExpectationSuite]:
             gxe.ExpectColumnValuesToBeInSet(column="defection_type",
                                             value_set=["voluntary", "involuntary"],
                                             meta=_meta("accepted_values", "table")),
+            _rows("has_evidence is false exactly when the defection's only cause is "
+                  "unexplained.", HAS_EVIDENCE_QUERY),
         ],
         "fct_defection_causes": [
             *_unique("defection_id", "cause_id"), _between("weight", 0, 1),

@@ -37,16 +37,18 @@ def mutate_crm(crm_url: str, day: date, share: float, rng: random.Random) -> int
             changed += cur.rowcount
         for table, key, when in (("activities", "activity_id", "occurred_at"),
                                  ("tickets", "ticket_id", "opened_at")):
-            top = conn.execute(f"select max({key}) from crm.{table}").fetchone()[0]  # noqa: S608
+            # The sample's CRM ids are text holding integers: new rows continue the series.
+            top = conn.execute(
+                f"select max({key}::bigint) from crm.{table}").fetchone()[0]  # noqa: S608
             cols = [r[0] for r in conn.execute(
                 "select column_name from information_schema.columns where table_schema = "
                 "'crm' and table_name = %s order by ordinal_position", (table,))]
             select = ", ".join(
-                f"{key} + {top}" if c == key else
+                f"({key}::bigint + {top})::text" if c == key else
                 "%(ts)s" if c in (when, "created_at", "updated_at") else c for c in cols)
             cur = conn.execute(
                 f"insert into crm.{table} ({', '.join(cols)}) select {select} "  # noqa: S608
-                f"from crm.{table} where {key} <= {top} and {key} %% %(n)s = 0",
+                f"from crm.{table} where {key}::bigint <= {top} and {key}::bigint %% %(n)s = 0",
                 {"ts": stamp, "n": round(1 / share)})
             changed += cur.rowcount
     return changed

@@ -71,6 +71,7 @@ defection_sums as (
         defection_month as month,  -- noqa: RF04
         count(*) as defections,
         count(*) filter (where had_feedback) as defections_with_feedback,
+        count(*) filter (where has_evidence) as defections_with_evidence,
         count(*) filter (where is_won_back) as defections_won_back,
         count(*) filter (where is_involuntary) as involuntary_defections,
         coalesce(sum(lost_mrr), 0) as defections_lost_mrr
@@ -102,6 +103,7 @@ joined as (
         coalesce(defection_sums.involuntary_defections, 0) as involuntary_defections,
         coalesce(defection_sums.defections_lost_mrr, 0) as defections_lost_mrr,
         coalesce(defection_sums.defections_with_feedback, 0) as defections_with_feedback,
+        coalesce(defection_sums.defections_with_evidence, 0) as defections_with_evidence,
         coalesce(defection_sums.defections_won_back, 0) as defections_won_back,
         (months.month + interval '1 month')::date - 1
         + {{ var('winback_window_days') }} <= as_of.as_of_date as is_winback_window_complete
@@ -145,9 +147,12 @@ final as (
         {{ safe_ratio(
             'churned_mrr + contraction_mrr - expansion_mrr - reactivation_mrr', 'mrr_start'
         ) }} as net_mrr_churn_rate,
-        (new_mrr + expansion_mrr)::bigint as quick_ratio_numerator,
+        -- as ChartMogul and Baremetrics compute it: every MRR gained over every MRR lost
+        (new_mrr + expansion_mrr + reactivation_mrr)::bigint as quick_ratio_numerator,
         (churned_mrr + contraction_mrr)::bigint as quick_ratio_denominator,
-        {{ safe_ratio('new_mrr + expansion_mrr', 'churned_mrr + contraction_mrr') }} as quick_ratio,
+        {{ safe_ratio(
+            'new_mrr + expansion_mrr + reactivation_mrr', 'churned_mrr + contraction_mrr'
+        ) }} as quick_ratio,
         t12_starting_customers::bigint as t12_starting_customers,
         grr_t12_numerator::bigint as grr_t12_numerator,
         t12_starting_mrr::bigint as grr_t12_denominator,
@@ -162,6 +167,10 @@ final as (
         defections_with_feedback::bigint as feedback_coverage_numerator,
         defections::bigint as feedback_coverage_denominator,
         {{ safe_ratio('defections_with_feedback', 'defections') }} as feedback_coverage,
+        defections_with_evidence::bigint as defections_with_evidence,
+        defections_with_evidence::bigint as evidence_coverage_numerator,
+        defections::bigint as evidence_coverage_denominator,
+        {{ safe_ratio('defections_with_evidence', 'defections') }} as evidence_coverage,
         defections_won_back::bigint as defections_won_back,
         defections_won_back::bigint as win_back_rate_numerator,
         defections::bigint as win_back_rate_denominator,
