@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from defection_warehouse.contracts import CRM_ENTITIES
+from defection_warehouse.db import with_database
 from defection_warehouse.extract.crm import extract_crm
 from defection_warehouse.landing import LandingZone
 from defection_warehouse.raw_loader import RawLoader
@@ -74,9 +77,9 @@ def test_late_commit_inside_overlap_is_picked_up_once(
             "select count(*) from (select account_id, updated_at from raw_crm.accounts "
             "group by 1, 2 having count(*) > 1) d").fetchone()[0]
     assert dupes == 0
-    assert (7, "Late row", D2) in versions
-    assert [v for v in versions if v[0] == 6] == [(6, "Tail row", D1)]
-    assert [v[1] for v in versions if v[0] == 2] == ["Account 2", "Account 2 renamed"]
+    assert ("7", "Late row", D2) in versions
+    assert [v for v in versions if v[0] == "6"] == [("6", "Tail row", D1)]
+    assert [v[1] for v in versions if v[0] == "2"] == ["Account 2", "Account 2 renamed"]
     assert len(versions) == 8
 
 
@@ -93,6 +96,31 @@ def test_rerun_reuses_committed_batch_and_force_re_extracts(
     assert again.to_json() == first.to_json()
     assert first.state["rows"]["accounts"] == 1
     assert forced.state["rows"]["accounts"] == 2
-    landed = (tmp_path / "landing" / "crm" / "2026-05-10" / "accounts.csv").read_text()
+    landed = Path(zone.batch("crm", D1).file_url("accounts.csv")).read_text()
     assert landed.splitlines()[0] == ",".join(CRM_ENTITIES[0].column_names)
     assert "Account 2" in landed
+
+
+def landing_files(root: Path) -> dict[str, str | None]:
+    """Every path under `root` with the sha256 of its bytes (None for a folder)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def test_forced_re_extract_with_the_crm_unreachable_keeps_the_committed_batch(
+        tmp_path: Path, new_database) -> None:
+    crm = new_database("dwtest_crm")
+    create_crm(crm)
+    upsert_account(crm, 1, at(D1, 10), "Account 1")
+    zone = LandingZone(str(tmp_path / "landing"))
+    extract_crm(zone, D1, crm)
+    before = landing_files(tmp_path / "landing")
+
+    said: list[str] = []
+    with pytest.raises(psycopg.OperationalError):
+        extract_crm(zone, D1, with_database(crm, "dwtest_no_such_crm"), force=True,
+                    progress=said.append)
+
+    assert landing_files(tmp_path / "landing") == before
+    assert "previous committed batch" in said[-1] and "kept unchanged" in said[-1]
+    assert "Account 1" in Path(zone.batch("crm", D1).file_url("accounts.csv")).read_text()

@@ -131,7 +131,8 @@ def test_clean_load_and_build_pass_and_are_recorded(db: str, project: Path) -> N
     assert any(r.table == "raw_crm.activities" and r.batch == "batches 2026-02-26..2026-03-31"
                for r in fresh)
     # The first load has no history: the volume check says it was skipped.
-    assert "raw_billing.customers 0/2" in raw.notes[0]
+    assert "raw_billing.customers too little history (0 of the 2 previous batches" \
+        in raw.notes[0]
     assert raw.data_docs == str(docs / "index.html") and Path(raw.data_docs).exists()
 
     build = validate_build(db, BUILD, END, run_id="test__clean", options=options)

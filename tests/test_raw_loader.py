@@ -138,12 +138,12 @@ def test_run_fails_past_quarantine_threshold_and_keeps_previous_batch(
     before = checksums(warehouse_url)
 
     bad = {i: f"{i},Company {i},c{i}.example,software,10,smb,emea,Owner A,not-a-time,"
-              "2026-03-01T08:00:00+00:00,false" for i in range(5)}
-    write_batch(zone, DAY, bad_lines=bad)  # 5 of 250 rows = 2% > 1%
+              "2026-03-01T08:00:00+00:00,false" for i in range(6)}
+    write_batch(zone, DAY, bad_lines=bad)  # 6 of accounts.csv's 50 rows: > 1% and > 5 rows
     with pytest.raises(QuarantineThresholdExceeded) as err:
         loader.load("crm", DAY)
     message = str(err.value)
-    assert "5 of 250 rows quarantined" in message
+    assert "accounts.csv: 6 of 50 rows (12.00%)" in message
     assert "accounts.csv line 2, field created_at: 'not-a-time' is not an ISO 8601" in message
 
     with psycopg.connect(warehouse_url) as conn:
@@ -153,7 +153,7 @@ def test_run_fails_past_quarantine_threshold_and_keeps_previous_batch(
             "select count(*) from raw_meta.quarantine where load_id in "
             "(select load_id from raw_meta.load_audit where status = 'failed')").fetchone()[0]
     assert data_after == {k: before[k] for k in data_after}
-    assert failed == 5
+    assert failed == 6
 
 
 def test_missing_column_fails_naming_file_and_column(tmp_path: Path, warehouse_url: str) -> None:

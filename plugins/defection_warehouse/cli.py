@@ -182,7 +182,10 @@ def dbt_parse(warehouse: str) -> None:
     run_dbt(["parse", "--quiet"], warehouse)
 
 
-def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | None) -> None:
+def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | None, *,
+             reextract: bool = False, full_refresh: bool = False) -> None:
+    # The DAG's params, passed as the run's conf (Airflow lets conf override params).
+    conf = json.dumps({"reextract": reextract, "full_refresh": full_refresh})
     dbt_parse(warehouse)
     with billing_api(settings) as (url, key):
         env = airflow_env(settings, warehouse, crm, url, key)
@@ -190,9 +193,10 @@ def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | No
         for day in days:
             # The run triggered at D+1 00:00 processes day D (data interval [D, D+1)).
             run_at = (day + timedelta(days=1)).isoformat()
-            say(f"running {DAG_ID} for {day} (airflow dags test {DAG_ID} {run_at})")
+            say(f"running {DAG_ID} for {day} (airflow dags test {DAG_ID} {run_at} "
+                f"--conf '{conf}')")
             started = time.monotonic()
-            airflow(["dags", "test", DAG_ID, run_at], env)
+            airflow(["dags", "test", DAG_ID, run_at, "--conf", conf], env)
             say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s")
 
 
@@ -223,7 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from defection_warehouse.pipeline import sources_line
 
     say(sources_line(settings.sources))
-    run_days(days, settings, wh, crm)
+    run_days(days, settings, wh, crm, reextract=args.reextract,
+             full_refresh=args.full_refresh)
     print_summary(wh, days[-1])
     return 0
 
@@ -286,10 +291,7 @@ def print_summary(warehouse: str, day: date) -> None:
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from dotenv import load_dotenv
-
-    load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m defection_warehouse",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -300,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the nightly DAG for a day or a range of days")
     run.add_argument("start", help="first logical date, YYYY-MM-DD")
     run.add_argument("--end", help="last logical date (inclusive), YYYY-MM-DD")
+    run.add_argument("--reextract", action="store_true",
+                     help="pull each day's sources again instead of reusing its committed "
+                          "landing batch (the committed batch is kept if the pull fails)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild every dbt model from scratch instead of incrementally")
     run.set_defaults(func=cmd_run)
     sample = sub.add_parser("sample", help="(re)generate the sample business")
     sample.set_defaults(func=cmd_sample)
@@ -315,5 +322,12 @@ def main(argv: list[str] | None = None) -> int:
                                      "`dbt build --select marts`")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=cmd_dbt)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
+    args = parser().parse_args(argv)
     return args.func(args)

@@ -90,6 +90,9 @@ class Settings:
     billing_api_url: str | None
     billing_api_key: str | None
     quarantine_max_share: float
+    # a file fails only past both the share and this many malformed rows (or when all of
+    # its rows are malformed), so one bad row cannot fail a small file
+    quarantine_min_rows: int
     crm_overlap_minutes: int
     sample_customers: int
     sample_months: int
@@ -123,6 +126,9 @@ class Settings:
         share = _float("QUARANTINE_MAX_SHARE", 0.01)
         if not 0 <= share <= 1:
             raise ValueError(f"QUARANTINE_MAX_SHARE={share} must be between 0 and 1")
+        min_rows = _int("QUARANTINE_MIN_ROWS", 5)
+        if min_rows < 0:
+            raise ValueError(f"QUARANTINE_MIN_ROWS={min_rows} must not be negative")
         return cls(
             data_dir=data_dir,
             warehouse_url=_env("WAREHOUSE_URL"),
@@ -132,6 +138,7 @@ class Settings:
             billing_api_url=_env("BILLING_API_URL"),
             billing_api_key=_env("BILLING_API_KEY"),
             quarantine_max_share=share,
+            quarantine_min_rows=min_rows,
             crm_overlap_minutes=_int("CRM_OVERLAP_MINUTES", 120),
             sample_customers=_int("SAMPLE_CUSTOMERS", 2000),
             sample_months=_int("SAMPLE_MONTHS", 24),

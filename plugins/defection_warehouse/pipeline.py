@@ -73,7 +73,8 @@ def extract(source: str, logical_date: date, endpoints: Endpoints, settings: Set
 def load(source: str, logical_date: date, endpoints: Endpoints, settings: Settings,
          *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     loader = RawLoader(endpoints.warehouse_url, LandingZone(settings.landing_url),
-                       max_quarantine_share=settings.quarantine_max_share, progress=progress)
+                       max_quarantine_share=settings.quarantine_max_share,
+                       min_quarantine_rows=settings.quarantine_min_rows, progress=progress)
     result = loader.load(source, logical_date)
     return {"source": source, "batch_id": result.batch_id, "rows_in": result.rows_in,
             "rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined,
@@ -86,7 +87,8 @@ def skip_source(source: str, endpoints: Endpoints, settings: Settings, *,
     but its raw tables exist (empty unless an earlier load filled them), so every model
     builds and every rule that needs the source finds no data and does not fire."""
     loader = RawLoader(endpoints.warehouse_url, LandingZone(settings.landing_url),
-                       max_quarantine_share=settings.quarantine_max_share)
+                       max_quarantine_share=settings.quarantine_max_share,
+                       min_quarantine_rows=settings.quarantine_min_rows)
     loader.ensure_source_tables(source)
     return {"source": source, "skipped": True,
             "reason": f"{source} is not connected (connected sources: {', '.join(sources)})"}

@@ -205,8 +205,7 @@ def validate_raw(warehouse_url: str, logical_date: date, *, run_id: str,
                                    options)
         targets.append(target)
         skipped += note
-    notes = [f"volume check skipped for lack of load history (usable previous batches / "
-             f"needed): {', '.join(skipped)}"] if skipped else []
+    notes = [f"volume check skipped: {'; '.join(skipped)}"] if skipped else []
     return _run("raw", logical_date.isoformat(), warehouse_url, targets, notes, run_id,
                 options, started, search_path=None)
 
@@ -286,7 +285,10 @@ def _volume_parameters(entity: Entity, band: VolumeBand, history: list[_Batch],
     median = statistics.median([b.rows for b in usable]) if usable else 0
     if len(usable) < band.min_history or median <= 0:
         target.skip_checks.add("volume")
-        return f"{len(usable)}/{band.min_history}" + (" (all empty)" if usable else "")
+        if len(usable) < band.min_history:
+            return (f"too little history ({len(usable)} of the {band.min_history} previous "
+                    f"batches it needs)")
+        return f"the median of its {len(usable)} previous batches is 0 rows"
     low, high = int(band.low * median), int(-(-band.high * median // 1))
     target.parameters.update(volume_min=low, volume_max=high)
     target.notes["volume"] = (f"expected {low:,}..{high:,} rows: {band.low}x..{band.high}x "

@@ -8,13 +8,23 @@ memory does not grow with file size.
 A clean file takes the fast path: its bytes go straight to COPY. When PostgreSQL rejects a
 file, the loader rolls back to a savepoint and re-reads that file in Python, row by row
 validated against the contract: good rows still go in with COPY, malformed ones go to
-``raw_meta.quarantine`` with file, line, field and reason. When quarantined rows pass
-QUARANTINE_MAX_SHARE of the batch, nothing of the batch is loaded, the quarantine and the
-audit are still recorded, and the load fails.
+``raw_meta.quarantine`` with file, line, field and reason. Files delivered as they are
+(survey exports) with timestamp columns always take the row-by-row path, because COPY would
+read a timestamp without a UTC offset as UTC where the contract asks for an offset.
+
+Both paths read a CSV file the way PostgreSQL's COPY does: a UTF-8 byte-order mark is
+skipped, an unquoted empty field is NULL and a quoted empty field ("") is an empty string.
+
+A file fails when more than QUARANTINE_MAX_SHARE of its rows and more than
+QUARANTINE_MIN_ROWS rows are malformed, or when every one of its rows is; then nothing of
+the batch is loaded, the quarantine is still recorded and the load fails. Every failed load,
+whatever the cause, leaves ``raw_meta.load_audit`` rows with status ``failed`` and a message
+that names the file (and the line, where there is one).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -23,9 +33,10 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from typing import IO, Any
 
 import psycopg
@@ -33,6 +44,7 @@ from psycopg import sql
 from psycopg.copy import LibpqWriter
 
 from defection_warehouse.contracts import Entity, PgType, entities_for
+from defection_warehouse.csv_records import records
 from defection_warehouse.db import (
     connect,
     evolve_raw_table,
@@ -40,7 +52,14 @@ from defection_warehouse.db import (
     raw_table_ddl,
     summarize_loaded_at_index,
 )
-from defection_warehouse.landing import CHUNK, LandedFile, LandingBatch, LandingError, LandingZone
+from defection_warehouse.landing import (
+    CHUNK,
+    MANIFEST,
+    LandedFile,
+    LandingBatch,
+    LandingError,
+    LandingZone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +157,8 @@ class LoadResult:
 # -- value checks used on the validated path --------------------------------------------
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TS_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+                    r"(?P<offset>Z|[+-]\d{2}(:?\d{2})?)?$")
 _BOOLS = {"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"}
 _LIMITS = {"integer": 2**31, "bigint": 2**63}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that surrogateescape could not decode
@@ -149,8 +168,10 @@ def check_value(type_: PgType, value: str) -> str | None:
     """None when PostgreSQL would accept `value` for `type_`, else the reason."""
     if "\x00" in value:
         return "contains a NUL character"
-    if _NOT_UTF8.search(value):
-        return "is not valid UTF-8"
+    if bad := _NOT_UTF8.search(value):
+        offset = len(value[:bad.start()].encode("utf-8", "surrogateescape"))
+        return (f"encoding error: byte 0x{ord(bad.group()) - 0xDC00:02x} at byte {offset} "
+                f"of the value is not valid UTF-8")
     if type_ == "text":
         return None
     if type_ in ("integer", "bigint"):
@@ -171,11 +192,14 @@ def check_value(type_: PgType, value: str) -> str | None:
         return None
     if type_ == "timestamptz":
         try:
-            if not _TS_RE.match(value):
+            stamp = _TS_RE.match(value)
+            if not stamp:
                 raise ValueError
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return f"{value!r} is not an ISO 8601 timestamp"
+        if stamp["offset"] is None:
+            return f"{value!r} has no UTC offset (the contract needs one, e.g. Z or +02:00)"
         return None
     raise ValueError(f"no check for type {type_}")
 
@@ -200,12 +224,25 @@ class _HashingReader(io.RawIOBase):
 
 
 def _read_header(batch: LandingBatch, landed: LandedFile) -> list[str]:
+    where = batch.file_url(landed.file)
     with batch.open_file(landed.file) as f:
-        first = f.readline(1 << 16).decode("utf-8", errors="replace")
+        first = f.readline(1 << 16)
+    if not first:
+        raise LoadError(f"{where}: the file is empty (0 bytes): no header line")
+    bom = len(codecs.BOM_UTF8) if first.startswith(codecs.BOM_UTF8) else 0
     try:
-        return next(csv.reader([first]))
-    except StopIteration:
-        return []
+        text = first[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            f"{where}: line 1 (header): encoding error: byte 0x{first[bom + exc.start]:02x} "
+            f"at byte offset {bom + exc.start} of the file is not valid UTF-8 (save the "
+            f"export as UTF-8)") from None
+    header = next(csv.reader([text]), [])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise LoadError(f"{where}: line 1 (header) names column(s) more than once: "
+                        f"{', '.join(repeated)}")
+    return header
 
 
 def _check_integrity(landed: LandedFile, sha: str, size: int) -> None:
@@ -224,12 +261,14 @@ class RawLoader:
         zone: LandingZone,
         *,
         max_quarantine_share: float = 0.01,
+        min_quarantine_rows: int = 5,
         lock_timeout: str = "60s",
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.url = warehouse_url
         self.zone = zone
         self.max_share = max_quarantine_share
+        self.min_rows = min_quarantine_rows
         self.lock_timeout = lock_timeout
         self.progress = progress or log.info
 
@@ -257,12 +296,7 @@ class RawLoader:
 
     def load(self, source: str, logical_date: date) -> LoadResult:
         batch = self.zone.batch(source, logical_date)
-        manifest = batch.manifest()
         entities = {e.name: e for e in entities_for(source)}
-        unknown = [f.entity for f in manifest.files if f.entity not in entities]
-        if unknown:
-            raise LoadError(f"{batch.url}: manifest names entities outside the {source} "
-                            f"contract: {', '.join(sorted(set(unknown)))}")
         load_id = str(uuid.uuid4())
         batch_id = f"{source}:{logical_date.isoformat()}"
         started = time.monotonic()
@@ -276,6 +310,7 @@ class RawLoader:
             conn.execute("set time zone 'UTC'")
             self.ensure_tables(conn, source)
             try:
+                manifest = self._manifest(batch, entities, results)
                 with conn.transaction():
                     conn.execute(sql.SQL("set local lock_timeout = {}").format(
                         sql.Literal(self.lock_timeout)))
@@ -300,40 +335,75 @@ class RawLoader:
                                 conn, batch, entities[landed.entity], landed,
                                 lambda line, fld, why, rec, c=ctx:
                                 quarantine.writerow([*c, line, fld, why, rec]))
-                        except (LoadError, LandingError):
-                            results.append(FileResult(landed.entity, landed.file, 0, 0, 0,
-                                                      "failed", 0.0))
+                        except Exception:
+                            # audited with the rows the extract counted in the file
+                            results.append(FileResult(landed.entity, landed.file,
+                                                      landed.rows, 0, 0, "failed", 0.0))
                             raise
                         results.append(res)
-                    for name in dict.fromkeys(r.entity for r in results):
-                        mine = [r for r in results if r.entity == name]
-                        paths = "/".join(sorted({r.path for r in mine}))
-                        self.progress(
-                            f"  {source}.{name}: {sum(r.rows_loaded for r in mine):,} rows "
-                            f"from {len(mine)} file(s), "
-                            f"{sum(r.rows_quarantined for r in mine):,} quarantined "
-                            f"({paths}) in {sum(r.seconds for r in mine):.1f}s")
-                    rows_in = sum(r.rows_in for r in results)
-                    bad = sum(r.rows_quarantined for r in results)
-                    if rows_in and bad / rows_in > self.max_share:
-                        raise QuarantineThresholdExceeded(
-                            self._quarantine_message(source, logical_date, bad, rows_in, spool))
+                    self._report(source, results)
+                    failing = [r for r in results if self._file_fails(r)]
+                    if failing:
+                        raise QuarantineThresholdExceeded(self._quarantine_message(
+                            batch_id, failing, spool))
                     self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
                                      results, replaced, started_at, "loaded", None)
-            except (LoadError, LandingError) as exc:
-                # The data rolled back; keep the evidence of why.
+            except Exception as exc:
+                # The data rolled back; keep the evidence of why, whatever went wrong.
+                error = exc if isinstance(exc, LoadError | LandingError) else LoadError(
+                    f"{batch_id}: {_where(batch, results)}{type(exc).__name__}: {exc}")
                 if not isinstance(exc, QuarantineThresholdExceeded):
+                    spool.seek(0)
                     spool.truncate(0)
-                with conn.transaction():
-                    self._write_meta(conn, spool, batch_id, load_id, source, logical_date,
-                                     results, 0, started_at, "failed", str(exc))
-                raise
+                if not results:  # failed before any file: audit the batch itself
+                    results.append(FileResult("-", MANIFEST, 0, 0, 0, "failed", 0.0))
+                self._audit_failure(conn, spool, batch_id, load_id, source, logical_date,
+                                    results, started_at, str(error))
+                if error is exc:
+                    raise
+                raise error from exc
             for entity in entities.values():
                 summarize_loaded_at_index(conn, entity)
         result = LoadResult(load_id, batch_id, source, logical_date, results, replaced,
                             time.monotonic() - started)
         self.progress(result.summary())
         return result
+
+    def _manifest(self, batch: LandingBatch, entities: dict[str, Entity],
+                  results: list[FileResult]) -> Any:
+        manifest = batch.manifest()
+        unknown = sorted({f.entity for f in manifest.files if f.entity not in entities})
+        if unknown:
+            raise LoadError(f"{batch.url}: manifest names entities outside the "
+                            f"{batch.source} contract: {', '.join(unknown)}")
+        return manifest
+
+    def _file_fails(self, result: FileResult) -> bool:
+        """Too many malformed rows in one file: past both the share and the floor, or all."""
+        bad, rows = result.rows_quarantined, result.rows_in
+        if not bad:
+            return False
+        return bad == rows or (bad > self.max_share * rows and bad > self.min_rows)
+
+    def _report(self, source: str, results: list[FileResult]) -> None:
+        for name in dict.fromkeys(r.entity for r in results):
+            mine = [r for r in results if r.entity == name]
+            paths = "/".join(sorted({r.path for r in mine}))
+            self.progress(
+                f"  {source}.{name}: {sum(r.rows_loaded for r in mine):,} rows "
+                f"from {len(mine)} file(s), "
+                f"{sum(r.rows_quarantined for r in mine):,} quarantined "
+                f"({paths}) in {sum(r.seconds for r in mine):.1f}s")
+
+    def _audit_failure(self, conn: psycopg.Connection, spool: IO[str], batch_id: str,
+                       load_id: str, source: str, day: date, results: list[FileResult],
+                       started_at: datetime, message: str) -> None:
+        try:
+            with conn.transaction():
+                self._write_meta(conn, spool, batch_id, load_id, source, day, results, 0,
+                                 started_at, "failed", message)
+        except psycopg.Error as exc:  # e.g. the connection itself is gone
+            log.error("could not write the load_audit row of failed %s: %s", batch_id, exc)
 
     # -- one file ---------------------------------------------------------------------
     def _load_file(self, conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
@@ -342,7 +412,13 @@ class RawLoader:
         t0 = time.monotonic()
         conn.execute("select set_config('dw.source_file', %s, true)",
                      (batch.file_url(landed.file),))
-        header = _read_header(batch, landed)
+        try:
+            header = _read_header(batch, landed)
+        except FileNotFoundError:
+            raise LandingError(
+                f"{batch.file_url(landed.file)}: listed in the batch's manifest but missing "
+                f"from the landing zone (removed after the extract?); pull the day again "
+                f"with `run DAY --reextract`") from None
         contract = entity.column_names
         missing = [c for c in contract if c not in header]
         if missing:
@@ -356,6 +432,9 @@ class RawLoader:
             warnings.append(f"{landed.file}: ignored column(s) outside the contract: "
                             f"{', '.join(extra)}")
             self.progress("  warning: " + warnings[-1])
+        elif landed.origin and any(c.type == "timestamptz" for c in entity.columns):
+            self.progress(f"  {landed.file}: delivered file with timestamps, validating "
+                          f"row by row (COPY would take a timestamp without offset as UTC)")
         else:
             try:
                 with conn.transaction():
@@ -398,20 +477,21 @@ class RawLoader:
         rows_in = loaded = bad = 0
         with batch.open_file(landed.file) as f, conn.cursor() as cur:
             reader = _HashingReader(f)
-            text = io.TextIOWrapper(io.BufferedReader(reader, CHUNK), encoding="utf-8",
+            # utf-8-sig skips a byte-order mark; undecodable bytes survive as surrogates
+            # so the row that holds them is quarantined, not the whole file.
+            text = io.TextIOWrapper(io.BufferedReader(reader, CHUNK), encoding="utf-8-sig",
                                     errors="surrogateescape", newline="")
-            records = csv.reader(text)
             with cur.copy(stmt, writer=LibpqWriter(cur)) as copy:
-                for line, fields in _numbered(records, skip_header=True):
+                for record in islice(records(text), 1, None):  # after the header
                     rows_in += 1
-                    problem = _check_record(fields, header, positions, types, contract)
+                    problem = (None, record.problem) if record.problem else _check_record(
+                        record.fields, header, positions, types, contract)
                     if problem:
                         field_name, reason = problem
                         bad += 1
-                        reject(line, field_name, reason, _render(fields))
+                        reject(record.line, field_name, reason, _printable(record.text))
                         continue
-                    copy.write_row([fields[p] if fields[p] != "" else None
-                                    for p in positions])
+                    copy.write_row([record.fields[p] for p in positions])
                     loaded += 1
             _check_integrity(landed, reader.sha.hexdigest(), reader.size)
         if rows_in != landed.rows:
@@ -420,18 +500,26 @@ class RawLoader:
         return rows_in, loaded, bad
 
     # -- bookkeeping ------------------------------------------------------------------
-    def _quarantine_message(self, source: str, day: date, bad: int, rows_in: int,
+    def _quarantine_message(self, batch_id: str, failing: list[FileResult],
                             spool: IO[str]) -> str:
+        files = {r.file for r in failing}
         spool.seek(0)
         examples = []
         for row in csv.reader(spool):
-            examples.append(f"{row[5]} line {row[6]}, field {row[7] or '-'}: {row[8]}")
+            if row[5].rsplit("/", 1)[-1] in files:
+                examples.append(f"{row[5]} line {row[6]}, field {row[7] or '-'}: {row[8]}")
             if len(examples) == 5:
                 break
         spool.seek(0, io.SEEK_END)
-        return (f"{source} {day}: {bad} of {rows_in} rows quarantined "
-                f"({bad / rows_in:.2%} > QUARANTINE_MAX_SHARE {self.max_share:.2%}); "
-                f"nothing of the batch was loaded. First problems:\n  " + "\n  ".join(examples))
+        counts = "; ".join(
+            f"{r.file}: {r.rows_quarantined} of {r.rows_in} rows"
+            + (" (all of them)" if r.rows_quarantined == r.rows_in else
+               f" ({r.rows_quarantined / r.rows_in:.2%})") for r in failing)
+        return (f"{batch_id}: too many malformed rows ({counts}); a file fails past "
+                f"QUARANTINE_MAX_SHARE {self.max_share:.2%} of its rows and "
+                f"QUARANTINE_MIN_ROWS {self.min_rows} rows, or when all its rows are "
+                f"malformed. Nothing of the batch was loaded. First problems:\n  "
+                + "\n  ".join(examples))
 
     def _write_meta(self, conn: psycopg.Connection, spool: IO[str], batch_id: str,
                     load_id: str, source: str, day: date, results: list[FileResult],
@@ -463,26 +551,20 @@ class RawLoader:
             )
 
 
-def _numbered(records: Any, skip_header: bool) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line where the record starts, fields); lines count from 1 at the header."""
-    last = 0
-    first = True
-    for fields in records:
-        start = last + 1
-        last = records.line_num
-        if first and skip_header:
-            first = False
-            continue
-        yield start, fields
+def _where(batch: LandingBatch, results: list[FileResult]) -> str:
+    """The file a load failed on, as the start of a message."""
+    if results and results[-1].path == "failed":
+        return f"{batch.file_url(results[-1].file)}: "
+    return ""
 
 
-def _check_record(fields: list[str], header: list[str], positions: list[int],
+def _check_record(fields: list[str | None], header: list[str], positions: list[int],
                   types: list[PgType], contract: list[str]) -> tuple[str | None, str] | None:
     if len(fields) != len(header):
         return None, f"has {len(fields)} fields, the header has {len(header)}"
     for name, pos, type_ in zip(contract, positions, types, strict=True):
         value = fields[pos]
-        if value == "":
+        if value is None:
             continue
         reason = check_value(type_, value)
         if reason:
@@ -490,8 +572,5 @@ def _check_record(fields: list[str], header: list[str], positions: list[int],
     return None
 
 
-def _render(fields: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(
-        [f.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for f in fields])
-    return out.getvalue()
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
