@@ -510,6 +510,56 @@ def test_rerun_is_idempotent(server: BillingServer, zone: LandingZone) -> None:
         [(f.file, f.sha256, f.rows) for f in first.files]
 
 
+def landing_files(root: Path) -> dict[str, str | None]:
+    """Every path under `root` with the sha256 of its bytes (None for a folder)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def test_forced_re_extract_failing_midway_keeps_the_committed_batch(
+        server: BillingServer, zone: LandingZone, tmp_path: Path) -> None:
+    first = extract_billing(zone, FIRST_DATE, server.url, KEY, **FAST)
+    before = landing_files(tmp_path / "landing")
+
+    server.faults = Faults(error_every=6)  # the API goes down a few pages in
+    said: list[str] = []
+    with pytest.raises(BillingApiError, match="after 1 attempts"):
+        extract_billing(zone, FIRST_DATE, server.url, KEY, force=True, max_attempts=1,
+                        progress=said.append, **FAST)
+
+    assert any(line.startswith("billing customers: ") for line in said)  # files written
+    assert "previous committed batch" in said[-1] and "kept unchanged" in said[-1]
+    assert landing_files(tmp_path / "landing") == before
+    batch = zone.batch("billing", FIRST_DATE)
+    assert batch.manifest().to_json() == first.to_json()
+    assert len(landed(zone, FIRST_DATE, "invoices")) == 270
+
+
+def test_forced_re_extract_replaces_the_files_and_leaves_no_orphan_folder(
+        server: BillingServer, zone: LandingZone) -> None:
+    first = extract_billing(zone, FIRST_DATE, server.url, KEY, **FAST)
+    day_folder = Path(zone.batch("billing", FIRST_DATE).url)
+    assert first.folder and sorted(p.name for p in day_folder.iterdir()) == \
+        sorted(["_manifest.json", first.folder])
+    # an extract that crashed before its commit left a version folder behind
+    crashed = zone.batch("billing", FIRST_DATE)
+    crashed.begin()
+    with crashed.writer(BILLING_ENTITIES[0]) as w:
+        w.write_row([None] * len(BILLING_ENTITIES[0].columns))
+
+    forced = extract_billing(zone, FIRST_DATE, server.url, KEY, force=True, **FAST)
+
+    assert forced.folder not in (None, first.folder)
+    assert sorted(p.name for p in day_folder.iterdir()) == ["_manifest.json", forced.folder]
+    assert sorted(p.name for p in (day_folder / forced.folder).iterdir()) == \
+        sorted(f.file for f in forced.files)
+    batch = zone.batch("billing", FIRST_DATE)
+    for f in batch.manifest().files:
+        assert Path(batch.file_url(f.file)).parent == day_folder / forced.folder
+        with batch.open_file(f.file) as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == f.sha256
+
+
 def test_manifest_matches_files(server: BillingServer, zone: LandingZone) -> None:
     manifest = extract_billing(zone, FULL_DATE, server.url, KEY, **FAST)
     batch = zone.batch("billing", FULL_DATE)

@@ -17,10 +17,17 @@ read both that shape and the one of 2025-03-31.basil and later, so a newer versi
 pinned too; from 2025-09-30.clover on, subscriptions are listed with their discount's
 coupon expanded (clover no longer expands it).
 
-A committed batch is returned as it is unless ``force`` is set. HTTP 429 waits for
-``Retry-After``; 5xx answers, connection errors and timeouts back off exponentially with
-jitter; other errors stop the extract with a `BillingApiError`. The API key is sent only
-in the Authorization header and never appears in messages or the manifest.
+The batch lands as ``<landing>/billing/<D>/v<UTC stamp>-<uuid>/<entity>.csv`` under a
+manifest ``<landing>/billing/<D>/_manifest.json`` written last (see
+`defection_warehouse.landing`). A committed batch is returned as it is unless ``force`` is
+set; a forced re-extract writes a new version folder and replaces the committed batch only
+when it commits, so one that fails (an API outage) leaves the committed batch byte for byte
+as it was, says so, and raises.
+
+HTTP 429 waits for ``Retry-After``; 5xx answers, connection errors and timeouts back off
+exponentially with jitter; other errors stop the extract with a `BillingApiError`. The API
+key is sent only in the Authorization header and never appears in messages or the
+manifest.
 """
 
 from __future__ import annotations
@@ -454,23 +461,23 @@ def extract_billing(
     plans = _plans(start_epoch, end_epoch)
     _report(progress, f"billing {logical_date}: extracting from {_redacted(client.base_url)} "
                       f"(Stripe-Version {api_version}), window [{start or 'beginning'}, {end})")
-    batch.reset()
-    try:
-        for plan in plans:
-            _extract_entity(client, batch, plan, progress)
-    finally:
-        client.close()
+    with batch.new_version(lambda line: _report(progress, line)):
+        try:
+            for plan in plans:
+                _extract_entity(client, batch, plan, progress)
+        finally:
+            client.close()
 
-    state = {
-        "api": _redacted(client.base_url),
-        "api_version": api_version,
-        "sync": "incremental" if start else "full",
-        "requests": client.requests,
-        "retries": client.retries,
-        "entities": {p.entity.name: p.stats.as_state()
-                     for plan in plans for p in (plan, *plan.children)},
-    }
-    manifest = batch.commit(BILLING_ENTITIES, {"start": start, "end": end}, state)
+        state = {
+            "api": _redacted(client.base_url),
+            "api_version": api_version,
+            "sync": "incremental" if start else "full",
+            "requests": client.requests,
+            "retries": client.retries,
+            "entities": {p.entity.name: p.stats.as_state()
+                         for plan in plans for p in (plan, *plan.children)},
+        }
+        manifest = batch.commit(BILLING_ENTITIES, {"start": start, "end": end}, state)
     _report(progress, f"billing {logical_date}: committed {manifest.total_rows} rows in "
                       f"{len(manifest.files)} files ({client.requests} requests, "
                       f"{client.retries} retries)")

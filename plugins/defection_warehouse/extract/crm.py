@@ -6,6 +6,12 @@ committed CRM batch ended, minus an overlap (CRM_OVERLAP_MINUTES) that catches r
 Versions (key + updated_at) that the previous batch already landed are recorded in its
 manifest and left out, so a version lands exactly once. With no previous batch the
 extract is a full initial sync. Deletes arrive as rows with `is_deleted = true`.
+
+The batch lands as ``<landing>/crm/<D>/v<UTC stamp>-<uuid>/<entity>.csv`` under a manifest
+``<landing>/crm/<D>/_manifest.json`` written last (see `defection_warehouse.landing`). A
+forced re-extract writes a new version folder beside the committed one; if it fails (the
+CRM database unreachable, say) the new folder is removed, the committed batch is kept as
+it was and the error is raised.
 """
 
 from __future__ import annotations
@@ -48,7 +54,6 @@ def extract_crm(
     if batch.exists() and not force:
         say(f"crm {logical_date}: landing batch already committed, reusing it")
         return batch.manifest()
-    batch.reset()
 
     end = window_end(logical_date)
     overlap = timedelta(minutes=overlap_minutes)
@@ -60,25 +65,28 @@ def extract_crm(
     overlap_keys: dict[str, list[list[str]]] = {}
     counts: dict[str, int] = {}
 
-    with connect(crm_url) as conn:
-        # One snapshot for every table, so the batch is consistent across entities.
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.execute("set time zone 'UTC'")
-        conn.execute("set datestyle = 'ISO, YMD'")
-        for entity in CRM_ENTITIES:
-            rows = _extract_entity(conn, batch, entity, start, end, seen.get(entity.name, []))
-            counts[entity.name] = rows
-            overlap_keys[entity.name] = _keys_in_tail(conn, entity, end - overlap, end)
-            say(f"crm.{entity.name}: {rows} rows changed in "
-                f"[{start.isoformat() if start else 'beginning'}, {end.isoformat()})")
-        conn.rollback()
+    # A new version of the batch: a failure leaves the committed one as it was.
+    with batch.new_version(say):
+        with connect(crm_url) as conn:
+            # One snapshot for every table, so the batch is consistent across entities.
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.execute("set time zone 'UTC'")
+            conn.execute("set datestyle = 'ISO, YMD'")
+            for entity in CRM_ENTITIES:
+                rows = _extract_entity(conn, batch, entity, start, end,
+                                       seen.get(entity.name, []))
+                counts[entity.name] = rows
+                overlap_keys[entity.name] = _keys_in_tail(conn, entity, end - overlap, end)
+                say(f"crm.{entity.name}: {rows} rows changed in "
+                    f"[{start.isoformat() if start else 'beginning'}, {end.isoformat()})")
+            conn.rollback()
 
-    return batch.commit(
-        CRM_ENTITIES,
-        {"start": start.isoformat() if start else None, "end": end.isoformat()},
-        state={"rows": counts, "overlap_minutes": overlap_minutes,
-               "overlap_keys": overlap_keys},
-    )
+        return batch.commit(
+            CRM_ENTITIES,
+            {"start": start.isoformat() if start else None, "end": end.isoformat()},
+            state={"rows": counts, "overlap_minutes": overlap_minutes,
+                   "overlap_keys": overlap_keys},
+        )
 
 
 def _extract_entity(conn: psycopg.Connection, batch: LandingBatch, entity: Entity,
