@@ -13,7 +13,7 @@ import json
 import re
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,14 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from defection_warehouse.billing_server import Shape, present
 from defection_warehouse.billing_store import OBJECT_TYPES, BillingStore
 from defection_warehouse.contracts import (
+    BASIL_API_VERSION,
+    BILLING_API_VERSION,
     BILLING_ENTITIES,
+    BILLING_SHAPES,
+    CLOVER_API_VERSION,
     CRM_ENTITIES,
     EXIT_REASON_OPTIONS,
     SURVEY_ENTITIES,
@@ -135,6 +140,7 @@ def test_every_contract_entity_has_rows_and_counts_match(runs: list[Run], sample
         "subscription_items": sum(len(s["items"]["data"]) for s in sample.billing["subscription"]),
         "invoices": len(sample.billing["invoice"]),
         "invoice_lines": sum(len(i["lines"]["data"]) for i in sample.billing["invoice"]),
+        "prices": len(sample.billing["price"]),
         "charges": len(sample.billing["charge"]),
         "refunds": len(sample.billing["refund"]),
         "disputes": len(sample.billing["dispute"]),
@@ -188,36 +194,94 @@ def _resolve(obj: Any, path: str) -> tuple[bool, Any]:
     return True, cur
 
 
-def test_billing_objects_are_stripe_shaped(sample: Sample) -> None:
-    by_name = {e.name: e for e in BILLING_ENTITIES}
-    rows = {
+def _billing_rows(sample: Sample, shape: Shape) -> dict[str, list[dict[str, Any]]]:
+    """Each billing entity's objects as the billing API answers them in `shape`."""
+    subs = [present(s, shape) for s in sample.billing["subscription"]]
+    invoices = [present(i, shape) for i in sample.billing["invoice"]]
+    return {
         "customers": sample.billing["customer"],
-        "subscriptions": sample.billing["subscription"],
-        "subscription_items": [i for s in sample.billing["subscription"]
-                               for i in s["items"]["data"]],
-        "invoices": sample.billing["invoice"],
-        "invoice_lines": [li for i in sample.billing["invoice"] for li in i["lines"]["data"]],
+        "subscriptions": subs,
+        "subscription_items": [i for s in subs for i in s["items"]["data"]],
+        "invoices": invoices,
+        "invoice_lines": [li for i in invoices for li in i["lines"]["data"]],
+        "prices": sample.billing["price"],
         "charges": sample.billing["charge"],
         "refunds": sample.billing["refund"],
         "disputes": sample.billing["dispute"],
     }
-    prefixes = {"customers": "cus_", "subscriptions": "sub_", "subscription_items": "si_",
-                "invoices": "in_", "invoice_lines": "il_", "charges": "ch_", "refunds": "re_",
-                "disputes": "dp_"}
-    for name, objs in rows.items():
-        e = by_name[name]
-        for o in objs:
-            for c in e.columns:
-                found, value = _resolve(o, c.path)
-                assert found, f"{name}.{c.name}: path {c.path} missing in {o['id']}"
-                if not c.nullable:
-                    assert value is not None, (name, c.name, o["id"])
-            assert re.fullmatch(re.escape(prefixes[name]) + r"[0-9A-Za-z]{15}", o["id"])
-        assert len({o["id"] for o in objs}) == len(objs), name
+
+
+def _shape_of(version: str) -> Shape:
+    """The shape the extractor reads at `version` (from clover on it expands coupons)."""
+    shape = Shape.of(version)
+    return replace(shape, expand=frozenset({"data.discount.source.coupon"})) \
+        if shape.clover else shape
+
+
+def _absent_in(version: str) -> set[tuple[str, str]]:
+    """(entity, column) whose path objects of `version` lack (contracts.BILLING_SHAPES):
+    the older shape's column from the version that moved it, the newer one's before."""
+    out = set()
+    for table, old, new, since in BILLING_SHAPES:
+        if version[:10] >= since[:10]:
+            out.add((table, old))
+        elif "." not in new:  # a column of another entity (prices) is always there
+            out.add((table, new))
+    return out
+
+
+def _id(value: Any) -> Any:
+    """An expanded reference as the extractor keeps it: its id."""
+    return value["id"] if isinstance(value, dict) and isinstance(value.get("id"), str) \
+        else value
+
+
+def test_billing_objects_are_stripe_shaped(sample: Sample) -> None:
+    by_name = {e.name: e for e in BILLING_ENTITIES}
+    ids = {"customers": "cus_", "subscriptions": "sub_", "subscription_items": "si_",
+           "invoices": "in_", "invoice_lines": "il_", "charges": "ch_", "refunds": "re_",
+           "disputes": "dp_"}
+    id_patterns = {name: re.escape(prefix) + r"[0-9A-Za-z]{15}" for name, prefix in ids.items()}
+    id_patterns["prices"] = r"price_[a-z0-9_]+"  # the catalog's readable price ids
+    pinned = _billing_rows(sample, Shape.of(BILLING_API_VERSION))
+    assert set(pinned) == set(by_name)  # every contract entity is checked
+    # The store keeps the pinned version's shape; the columns of a later shape are read
+    # from what the billing API answers in that shape, and hold the same values there.
+    for version in (BILLING_API_VERSION, BASIL_API_VERSION, CLOVER_API_VERSION):
+        rows = _billing_rows(sample, _shape_of(version))
+        absent = _absent_in(version)
+        for name, objs in rows.items():
+            e = by_name[name]
+            for o in objs:
+                for c in e.columns:
+                    found, value = _resolve(o, c.path)
+                    if (name, c.name) in absent:  # lands as null in this shape
+                        assert c.nullable, (version, name, c.name)
+                        continue
+                    assert found, f"{version} {name}.{c.name}: path {c.path} missing in {o['id']}"
+                    if not c.nullable:
+                        assert value is not None, (version, name, c.name, o["id"])
+                assert re.fullmatch(id_patterns[name], o["id"]), (name, o["id"])
+            assert len({o["id"] for o in objs}) == len(objs), name
+        for table, old, new, since in BILLING_SHAPES:
+            if "." in new or version[:10] < since[:10]:
+                continue
+            old_path, new_path = by_name[table].column(old).path, by_name[table].column(new).path
+            assert all(_resolve(a, old_path)[1] == _id(_resolve(b, new_path)[1])
+                       for a, b in zip(pinned[table], rows[table], strict=True)), \
+                (version, table, new)
+    # a price object for every price the items and lines embed, as embedded
+    prices = {p["id"]: p for p in sample.billing["price"]}
+    embedded = pinned["subscription_items"] + pinned["invoice_lines"]
+    assert {o["price"]["id"] for o in embedded} == set(prices)
+    assert all({**o["price"], "created": prices[o["price"]["id"]]["created"]}
+               == prices[o["price"]["id"]] for o in embedded)
+    assert all(prices[i["price"]["id"]]["created"] <= s["created"]
+               for s in sample.billing["subscription"] for i in s["items"]["data"])
     account_ids = {a["account_id"] for a in sample.crm["accounts"]}
     for cus in sample.billing["customer"]:
         assert isinstance(cus["metadata"]["crm_account_id"], str)
-        assert int(cus["metadata"]["crm_account_id"]) in account_ids
+        assert cus["metadata"]["crm_account_id"] in account_ids
     for sub in sample.billing["subscription"]:
         assert sub["items"]["has_more"] is False
         assert all(i["subscription"] == sub["id"] for i in sub["items"]["data"])
@@ -312,12 +376,13 @@ class Index:
     invoices_by_sub: dict[str, list[dict]]
     charges_by_invoice: dict[str, list[dict]]
     money_events: dict[str, list[int]]  # refunds and disputes per billing customer
-    tickets: dict[int, list[dict]]
-    snapshots: dict[int, list[dict]]
-    activities: dict[int, list[datetime]]
-    deals: dict[int, dict]
-    accounts: dict[int, dict]
-    responses: dict[int, list[tuple[str, datetime, str]]]  # (kind, submitted, score)
+    # keyed by CRM account id (text)
+    tickets: dict[str, list[dict]]
+    snapshots: dict[str, list[dict]]
+    activities: dict[str, list[datetime]]
+    deals: dict[str, dict]
+    accounts: dict[str, dict]
+    responses: dict[str, list[tuple[str, datetime, str]]]  # (kind, submitted, score)
     defections: list[dict]
 
 
@@ -364,7 +429,7 @@ def index(sample: Sample) -> Index:
                if d["stage"] == "closed_won" and d["promised_go_live_date"] is not None},
         accounts={a["account_id"]: a for a in sample.crm["accounts"]},
         responses=responses,
-        defections=[{**t, "account": int(t["crm_account_id"]),
+        defections=[{**t, "account": t["crm_account_id"],
                      "day": date.fromisoformat(t["defection_date"]),
                      "causes": t["planted_causes"].split(";")} for t in sample.truth],
     )
@@ -376,7 +441,7 @@ def _day(ts: int) -> date:
 
 def test_every_defection_matches_a_billing_ending(sample: Sample, index: Index) -> None:
     assert len(index.defections) > 50
-    cus_account = {c["id"]: int(c["metadata"]["crm_account_id"])
+    cus_account = {c["id"]: c["metadata"]["crm_account_id"]
                    for c in sample.billing["customer"]}
     for d in index.defections:
         assert cus_account[d["billing_customer_id"]] == d["account"]

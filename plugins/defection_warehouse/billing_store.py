@@ -4,7 +4,8 @@ The sample generator writes it; the local server (`billing_server`) pages throug
 objects are kept in the shape of the Stripe API versions before 2025-03-31.basil (the
 server converts them to the shape a request asks for). The sample embeds its prices in
 subscription items and invoice lines; `add_missing_prices` stores them as objects of their
-own for ``/v1/prices``.
+own for ``/v1/prices`` (the generator calls it at the end, the server again on start for a
+store written without them).
 SQLite keeps a 100,000-customer sample off the heap and needs no server.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-OBJECT_TYPES = ("customer", "subscription", "invoice", "charge", "refund", "dispute")
+OBJECT_TYPES = ("customer", "subscription", "invoice", "price", "charge", "refund", "dispute")
 
 _SCHEMA = """
 create table if not exists objects (

@@ -89,6 +89,10 @@ def generate(params: SampleParams, out_dir: Path | str, crm_url: str,
                 stage(f"customers {i + 1:,}/{n:,}", rows, t)
                 next_report += max(1, n // 10)
         t = time.perf_counter()
+        # the prices the items embed, as objects of their own for /v1/prices
+        counts["billing.prices"] = store.add_missing_prices()
+        stage("billing prices", counts["billing.prices"], t)
+        t = time.perf_counter()
         crm.finish()
         stage("crm keys and indexes", sum(v for k, v in counts.items()
                                           if k.startswith("crm.")), t)
