@@ -20,25 +20,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.contracts import SOURCES
 from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.extract.billing import extract_billing
-from defection_warehouse.extract.crm import extract_crm
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingZone
 from defection_warehouse.quality_gate import (
     EXPECTATIONS_DIR,
     GateOptions,
     QualityGateFailed,
     validate_build,
 )
-from defection_warehouse.raw_loader import RawLoader
-from defection_warehouse.sample import SampleParams, catalog, generate
+from defection_warehouse.sample import SampleParams, catalog
+from tests.builders import build_sample_warehouse
 
 END = date(2026, 3, 31)
 BUILD = "analytics_build"
-KEY = "sk_test_currency_only"
 FX_SEED = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "fx_rates_monthly.csv"
 
 
@@ -47,17 +40,8 @@ def template(module_database, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("currency")
     crm = module_database("dwtest_fx_crm")
     url = module_database("dwtest_fx_wh")
-    generate(SampleParams(customers=160, months=8, seed=29, end_date=END), root / "sample",
-             crm, progress=None)
-    zone = LandingZone(str(root / "landing"))
-    with BillingServer(root / "sample" / "billing.sqlite", KEY) as server:
-        extract_billing(zone, END, server.url, KEY)
-    extract_crm(zone, END, crm)
-    extract_survey(zone, END, str(root / "sample" / "survey_inbox"))
-    loader = RawLoader(url, zone, progress=lambda _message: None)
-    for source in SOURCES:
-        loader.load(source, END)
-    run_dbt(["build", "--quiet"], url, schema=BUILD, as_of=END)
+    params = SampleParams(customers=160, months=8, seed=29, end_date=END)
+    build_sample_warehouse(root, crm, url, params, schema=BUILD)
     return url
 
 

@@ -24,7 +24,7 @@ from defection_warehouse.contracts import ENTITIES
 from defection_warehouse.db import table_checksum
 from defection_warehouse.landing import LandingZone
 from defection_warehouse.publish import published_checksums
-from defection_warehouse.sample import SampleParams, generate
+from tests.builders import small_sample
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +41,7 @@ def airflow_db() -> None:
 @pytest.fixture
 def sample(tmp_path: Path, new_database) -> tuple[Path, str]:
     crm = new_database("dwtest_crm")
-    out = tmp_path / "sample"
-    generate(SampleParams(customers=150, months=6, seed=11, end_date=END), out, crm,
-             progress=lambda m: None)
-    return out, crm
+    return small_sample(tmp_path, crm, END), crm
 
 
 def _state(run) -> str:

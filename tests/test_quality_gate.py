@@ -16,13 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.contracts import ENTITIES, SOURCES
+from defection_warehouse.contracts import ENTITIES
 from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.extract.billing import extract_billing
-from defection_warehouse.extract.crm import extract_crm
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingZone
 from defection_warehouse.quality_gate import (
     EXPECTATIONS_DIR,
     GateOptions,
@@ -32,12 +27,11 @@ from defection_warehouse.quality_gate import (
     validate_build,
     validate_raw,
 )
-from defection_warehouse.raw_loader import RawLoader
-from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample import SampleParams
+from tests.builders import build_sample_warehouse
 
 END = date(2026, 3, 31)
 BUILD = "analytics_build"
-KEY = "sk_test_gate_only"
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -47,17 +41,8 @@ def template(module_database, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("gate")
     crm = module_database("dwtest_gate_crm")
     url = module_database("dwtest_gate_wh")
-    generate(SampleParams(customers=300, months=16, seed=23, end_date=END), root / "sample",
-             crm, progress=None)
-    zone = LandingZone(str(root / "landing"))
-    with BillingServer(root / "sample" / "billing.sqlite", KEY) as server:
-        extract_billing(zone, END, server.url, KEY)
-    extract_crm(zone, END, crm)
-    extract_survey(zone, END, str(root / "sample" / "survey_inbox"))
-    loader = RawLoader(url, zone, progress=lambda _message: None)
-    for source in SOURCES:
-        loader.load(source, END)
-    run_dbt(["build", "--quiet"], url, schema=BUILD, as_of=END)
+    params = SampleParams(customers=300, months=16, seed=23, end_date=END)
+    build_sample_warehouse(root, crm, url, params, schema=BUILD)
     return url
 
 

@@ -25,7 +25,7 @@ from defection_warehouse.billing_store import BillingStore
 from defection_warehouse.config import ALL_SOURCES, Settings, parse_sources
 from defection_warehouse.contracts import CRM_ENTITIES
 from defection_warehouse.pipeline import Endpoints, run_night
-from defection_warehouse.sample import SampleParams, generate
+from tests.builders import small_sample
 
 END = date(2026, 6, 30)
 KEY = "sk_test_sources_only"
@@ -53,10 +53,7 @@ def test_settings_read_dw_sources(monkeypatch) -> None:
 @pytest.fixture
 def sample(tmp_path: Path, new_database) -> tuple[Path, str]:
     crm = new_database("dwtest_crm")
-    out = tmp_path / "sample"
-    generate(SampleParams(customers=150, months=6, seed=11, end_date=END), out, crm,
-             progress=lambda m: None)
-    return out, crm
+    return small_sample(tmp_path, crm, END), crm
 
 
 def _state(value) -> str:

@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 import fsspec
 
 from defection_warehouse.contracts import Entity
+from defection_warehouse.csv_records import records
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,8 @@ class LandingBatch:
         landed.origin = origin_url
         with self.zone.fs.open(f"{self._write_base()}/{name}", "rb") as f:
             text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
-            landed.rows = max(sum(1 for _ in csv.reader(text)) - 1, 0)
+            # counted as the loader reads it, so both agree where each record ends
+            landed.rows = max(sum(1 for _ in records(text)) - 1, 0)
         return landed
 
     def commit(
