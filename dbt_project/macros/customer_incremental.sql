@@ -19,7 +19,6 @@
         indexes=[{'columns': unique_key, 'unique': True}, {'columns': ['built_at']}]
             + ([] if unique_key[0] == 'customer_id' else [{'columns': ['customer_id']}])
             + ([{'columns': [month_column]}] if month_column else []),
-        meta={'test_scope': 'newest_build'},
         pre_hook="{{ delete_recomputed_rows(" ~ (("'" ~ month_column ~ "'") if month_column else "none")
             ~ ") }}"
     ) }}

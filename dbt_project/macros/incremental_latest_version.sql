@@ -153,8 +153,8 @@
 
 {#- The configuration every incremental staging table shares: delete+insert on its key
     (a unique index: a night's delete finds its rows fast, and no key can be written
-    twice), the reset above, and data tests scoped to the rows of the newest build
-    (built_at, indexed; see get_where_subquery). extra_indexes: more indexes the models
+    twice), the reset above, and an index on built_at (the rows a build wrote, which the
+    models downstream read incrementally). extra_indexes: more indexes the models
     downstream look rows up by. -#}
 {% macro incremental_staging_config(key_columns, source_name, extra_indexes=[]) %}
     {{ config(
@@ -164,7 +164,6 @@
         on_schema_change='fail',
         indexes=[{'columns': key_columns, 'unique': True}, {'columns': ['loaded_at']},
                  {'columns': ['built_at']}] + extra_indexes,
-        meta={'test_scope': 'newest_build'},
         pre_hook="{{ reset_if_batches_replaced('" ~ source_name ~ "') }}"
     ) }}
 {% endmacro %}

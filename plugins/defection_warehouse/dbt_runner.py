@@ -19,10 +19,8 @@ DBT_DIR = PROJECT_ROOT / "dbt_project"
 
 # Nightly builds leave out dbt's unit tests: they check model logic on fixed inputs, not
 # the night's data, so they run in CI (tests/test_quality_gate.py), as dbt recommends,
-# instead of on every production build. They also leave target/manifest.json as the
-# parse step wrote it (the same project, so the same manifest; dbt would write it twice
-# more per build); run_dbt still writes target/run_results.json.
-NIGHTLY_FLAGS = ("--exclude-resource-type", "unit_test", "--no-write-json")
+# instead of on every production build.
+NIGHTLY_FLAGS = ("--exclude-resource-type", "unit_test")
 
 # Read by the as_of_date() macro when a model runs.
 AS_OF_ENV = "DW_AS_OF_DATE"
@@ -63,40 +61,6 @@ def profile_env(warehouse_url: str, schema: str | None = None) -> dict[str, str]
     }
 
 
-def _keep_connections_open() -> None:
-    """Let each dbt thread keep its PostgreSQL connection from node to node.
-
-    dbt-postgres closes the connection after every node, so each of a build's ~250 nodes
-    (most of them data tests) starts a new server process that warms its catalog caches
-    again. This ends the node's transaction instead, which releases its locks, and keeps
-    the session; dbt closes every connection when the invocation ends. It is the
-    `reuse_connections` behaviour of dbt-snowflake (dbt-core PR #7587 proposed it for
-    PostgreSQL). A connection found closed is released the usual way, so the next node
-    opens a new one."""
-    from dbt.adapters.postgres.connections import PostgresConnectionManager
-
-    if getattr(PostgresConnectionManager, "_dw_keeps_connections", False):
-        return
-    close_after_node = PostgresConnectionManager.release
-
-    def release(self: PostgresConnectionManager) -> None:
-        conn = self.get_if_exists()
-        if conn is None:
-            return
-        if conn.state != "open" or getattr(conn.handle, "closed", 1):
-            close_after_node(self)
-            return
-        try:
-            self.rollback_if_open()
-            conn.handle.rollback()  # also a transaction psycopg2 began implicitly
-        except Exception:
-            self.clear_thread_connection()
-            raise
-
-    PostgresConnectionManager.release = release  # type: ignore[method-assign]
-    PostgresConnectionManager._dw_keeps_connections = True  # type: ignore[attr-defined]
-
-
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
@@ -121,7 +85,6 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
     would otherwise cost."""
     import json
 
-    from dbt.artifacts.schemas.run import RunExecutionResult
     from dbt.cli.main import dbtRunner
 
     cli = [*args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
@@ -130,11 +93,8 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
     env = profile_env(warehouse_url, schema)
     if as_of:
         env[AS_OF_ENV] = as_of.isoformat()
-    _keep_connections_open()
     with _environ(env):
         result = dbtRunner().invoke(cli)
-    if "--no-write-json" in args and isinstance(result.result, RunExecutionResult):
-        result.result.write(str(DBT_DIR / "target" / "run_results.json"))
     if not result.success:
         failed = []
         for r in getattr(result.result, "results", None) or []:
@@ -149,33 +109,6 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
 def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
                   schema: str | None = None, as_of: date | None = None,
                   full_refresh: bool = False) -> object:
-    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments).
-
-    Seeds whose files match what was last loaded into this warehouse are left out, with
-    the data tests that read only them (see seed_state); --full-refresh loads them all.
-    After a successful build the fingerprints of the seeds it loaded are kept."""
-    from defection_warehouse.seed_state import record_loaded_seeds
-
-    args = ["build", *nightly_selection(warehouse_url, select, full_refresh=full_refresh),
-            *NIGHTLY_FLAGS]
-    result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
-    record_loaded_seeds(warehouse_url, DBT_DIR, getattr(result, "results", None) or [])
-    return result
-
-
-def nightly_selection(warehouse_url: str, select: Sequence[str] = (), *,
-                      full_refresh: bool = False) -> list[str]:
-    """`select` plus the exclusion of the unchanged seeds and their own data tests."""
-    from defection_warehouse.seed_state import unchanged_seed_nodes
-
-    if full_refresh:
-        return [*select, "--full-refresh"]
-    unchanged = unchanged_seed_nodes(warehouse_url, DBT_DIR)
-    if not unchanged:
-        return list(select)
-    # dbt's default (eager) indirect selection would also exclude every test that reads
-    # an excluded seed, such as a mart's relationship to the cause taxonomy; cautious
-    # excludes only the tests all of whose parents are excluded, and selects the same
-    # nodes as eager when everything is selected
-    mode = [] if "--indirect-selection" in select else ["--indirect-selection", "cautious"]
-    return [*select, *mode, "--exclude", *unchanged]
+    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments)."""
+    args = ["build", *select, *(["--full-refresh"] if full_refresh else []), *NIGHTLY_FLAGS]
+    return run_dbt(args, warehouse_url, schema=schema, as_of=as_of)

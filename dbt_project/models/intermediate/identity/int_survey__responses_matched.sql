@@ -5,7 +5,6 @@
     on_schema_change='fail',
     indexes=[{'columns': ['response_id'], 'unique': True}, {'columns': ['built_at']},
              {'columns': ['contact_id']}],
-    meta={'test_scope': 'newest_build'},
     pre_hook="{{ reset_if_source_rebuilt(ref('stg_survey__responses')) }}"
 ) }}
 
