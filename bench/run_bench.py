@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -320,8 +319,8 @@ def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
     landing = base / "pipeline_landing"
     if landing.exists():
         shutil.rmtree(landing)
-    settings = replace(Settings.from_env(), landing_url=str(landing),
-                       survey_inbox=str(base / "sample" / "survey_inbox"))
+    settings = Settings.from_env().model_copy(update={
+        "landing_url": str(landing), "survey_inbox": str(base / "sample" / "survey_inbox")})
     crm = with_database(server, f"dw_bench_crm_{customers}")
     key = "sk_bench_" + os.urandom(6).hex()
     say("pipeline: one whole night (extract, load, raw gate, dbt, build gate, publish)")

@@ -11,7 +11,6 @@ fills its own columns), every staging row and every mart row must not.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -59,13 +58,13 @@ def test_both_api_shapes_build_identical_marts(tmp_path: Path, new_database) -> 
     sample = tmp_path / "sample"
     generate(SampleParams(customers=120, months=8, seed=23, end_date=END), sample, crm,
              progress=None)
-    base = replace(Settings.from_env(), survey_inbox=str(sample / "survey_inbox"))
+    base = Settings.from_env().model_copy(update={"survey_inbox": str(sample / "survey_inbox")})
     warehouses = {}
     with BillingServer(sample / "billing.sqlite", KEY) as server:
         for name, version in (("pinned", BILLING_API_VERSION), ("current", CLOVER_API_VERSION)):
             url = new_database(f"dwtest_ver_{name}")
-            settings = replace(base, landing_url=str(tmp_path / f"landing_{name}"),
-                               billing_api_version=version)
+            settings = base.model_copy(update={
+                "landing_url": str(tmp_path / f"landing_{name}"), "billing_api_version": version})
             endpoints = Endpoints(url, crm, server.url, KEY)
             calls = server.request_count
             for source in SOURCES:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -145,8 +144,8 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
     sample = tmp_path / "sample"
     generate(SampleParams(customers=200, months=14, seed=17, end_date=END), sample, crm,
              progress=None)
-    settings = replace(Settings.from_env(), landing_url=str(tmp_path / "landing"),
-                       survey_inbox=str(sample / "survey_inbox"))
+    settings = Settings.from_env().model_copy(update={
+        "landing_url": str(tmp_path / "landing"), "survey_inbox": str(sample / "survey_inbox")})
     models = _incremental_models()
     assert {f"{STAGING_SCHEMA}.stg_crm__activities", f"{STAGING_SCHEMA}.stg_billing__invoice_lines",
             f"{STAGING_SCHEMA}.stg_survey__responses", *CHANGE_TRACKED,

@@ -214,11 +214,37 @@ def test_the_volume_note_tells_too_little_history_from_empty_batches() -> None:
     assert note([10, 12, 11]) is None
 
 
-def test_run_takes_reextract_and_full_refresh() -> None:
-    from defection_warehouse.cli import parser
+def test_run_takes_reextract_and_full_refresh(monkeypatch) -> None:
+    """`run START --end END --reextract --full-refresh` runs every day from START to END
+    with both flags; without them, START alone and neither flag. The pipeline is not run:
+    the command's warehouse, DAG runs and summary are replaced by recorders."""
+    from typer.testing import CliRunner
 
-    args = parser().parse_args(["run", "2026-10-01", "--end", "2026-10-03", "--reextract",
-                                "--full-refresh"])
-    assert (args.start, args.end, args.reextract, args.full_refresh) == (
-        "2026-10-01", "2026-10-03", True, True)
-    assert parser().parse_args(["run", "2026-10-01"]).reextract is False
+    from defection_warehouse import cli
+
+    calls: list[tuple[list[date], bool, bool]] = []
+
+    def run_days(days, settings, warehouse, crm, *, reextract=False, full_refresh=False):
+        calls.append((days, reextract, full_refresh))
+
+    monkeypatch.setattr("dotenv.load_dotenv", lambda *args, **kwargs: False)  # no .env
+    monkeypatch.setenv("DW_SOURCES", "billing")  # no CRM database to create
+    monkeypatch.setattr(cli, "warehouse_url", lambda settings: "postgresql://test/none")
+    monkeypatch.setattr(cli, "run_days", run_days)
+    monkeypatch.setattr(cli, "print_summary", lambda warehouse, day: None)
+    runner = CliRunner()
+
+    done = runner.invoke(cli.app, ["run", "2026-10-01", "--end", "2026-10-03", "--reextract",
+                                   "--full-refresh"])
+    assert done.exit_code == 0, done.output
+    first = date(2026, 10, 1)
+    assert calls.pop() == ([first, date(2026, 10, 2), date(2026, 10, 3)], True, True)
+
+    done = runner.invoke(cli.app, ["run", "2026-10-01"])
+    assert done.exit_code == 0, done.output
+    assert calls.pop() == ([first], False, False)
+
+    done = runner.invoke(cli.app, ["run", "2026-10-03", "--end", "2026-10-01"])
+    assert done.exit_code != 0 and not calls
+    done = runner.invoke(cli.app, ["run", "2026-10-32"])
+    assert done.exit_code == 2 and "YYYY-MM-DD" in done.output and not calls

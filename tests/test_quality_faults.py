@@ -15,7 +15,7 @@ import csv
 import shutil
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -61,8 +61,9 @@ class World:
 
 
 def _settings(root: Path) -> Settings:
-    return replace(Settings.from_env(), landing_url=str(root / "landing"),
-                   survey_inbox=str(root / "sample" / "survey_inbox"))
+    return Settings.from_env().model_copy(update={
+        "landing_url": str(root / "landing"),
+        "survey_inbox": str(root / "sample" / "survey_inbox")})
 
 
 @pytest.fixture(scope="module")

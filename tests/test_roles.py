@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -232,3 +234,24 @@ def test_command_line_setup(warehouse_url: str, monkeypatch, capsys) -> None:
     assert roles.main(["setup", "--build-schema", BUILD, "--publish-schema", PUB]) == 0
     out = capsys.readouterr().out
     assert "grant usage on schema \"analytics\" to \"dw_reporter\";" in out
+
+
+def test_no_module_imports_the_command_line() -> None:
+    """The command line sits on top of the package: roles once took the warehouse URL
+    from it, and the CLI imports the pipeline, which imports publish, which imports roles
+    (an import cycle). Only `python -m defection_warehouse` may import it."""
+    package = Path(roles.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.parent == package and path.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            if "defection_warehouse.cli" in names:
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -169,8 +168,9 @@ def test_salesforce_and_telco_style_crm_ids_reach_the_marts(
     with BillingStore(sample_dir / "billing.sqlite") as store:
         linked = sum(1 for c in store.iter_all("customer")
                      if (c.get("metadata") or {}).get("crm_account_id"))
-    settings = replace(Settings.from_env(), landing_url=str(tmp_path / "landing"),
-                       survey_inbox=str(sample_dir / "survey_inbox"), sources=ALL_SOURCES)
+    settings = Settings.from_env().model_copy(update={
+        "landing_url": str(tmp_path / "landing"),
+        "survey_inbox": str(sample_dir / "survey_inbox"), "sources": ALL_SOURCES})
     with BillingServer(sample_dir / "billing.sqlite", KEY) as server:
         done = run_night(END, Endpoints(warehouse_url, crm, server.url, KEY), settings,
                          run_id="test__text_ids")

@@ -1,6 +1,6 @@
-import sys
+"""`python -m defection_warehouse <command>`: the same commands as `dw` (see cli.py)."""
+
+from defection_warehouse.cli import main
 
 if __name__ == "__main__":
-    from defection_warehouse.cli import main
-
-    sys.exit(main())
+    main()

@@ -1,20 +1,10 @@
-"""Command line: `python -m defection_warehouse <command>` (the Makefile calls these).
-
-demo      start the warehouse (embedded unless WAREHOUSE_URL is set), generate the sample,
-          serve its billing API, run `airflow dags test defection_nightly` for the sample's
-          last day and print what was loaded
-run       run the nightly DAG for one or more days (a backfill) against configured sources
-sample    generate the sample business only
-dbt       run dbt against the configured warehouse (profile from WAREHOUSE_URL)
-attribution-report
-          compare the attributed causes with the sample's planted truth
-setup-roles
-          create the loader, transformer and reporter roles with least privilege
+"""Command line: `dw <command>`, or `python -m defection_warehouse <command>` (the same
+commands; the Makefile calls the second). Built on Typer: `dw --help` lists the commands,
+`dw <command> --help` explains one.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -26,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated
 
+import typer
+
+from defection_warehouse import db
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.db import with_database
 
@@ -39,27 +32,8 @@ def say(message: str) -> None:
 
 
 def warehouse_url(settings: Settings) -> str:
-    if settings.warehouse_url:
-        import psycopg
-
-        from defection_warehouse.embedded import ensure_database
-
-        url = settings.warehouse_url
-        try:
-            psycopg.connect(url, connect_timeout=10).close()
-        except psycopg.OperationalError as exc:
-            if "does not exist" not in str(exc):
-                raise SystemExit(f"cannot connect to WAREHOUSE_URL {_redact(url)}: {exc}") from exc
-            database = urlsplit(url).path.lstrip("/")
-            say(f"creating database {database} on the WAREHOUSE_URL server")
-            ensure_database(with_database(url, "postgres"), database)
-        return url
-    from defection_warehouse import embedded
-
-    url = embedded.start(settings)
-    say(f"WAREHOUSE_URL is not set: using the embedded PostgreSQL at {url} "
-        f"(data in {settings.data_dir / 'pgdata'})")
-    return url
+    """WAREHOUSE_URL or the embedded PostgreSQL (see db.warehouse_url), progress by `say`."""
+    return db.warehouse_url(settings, progress=say)
 
 
 def crm_url(settings: Settings, warehouse: str) -> str:
@@ -78,7 +52,7 @@ def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
                           seed=settings.sample_seed, end_date=settings.sample_end_date)
     out = settings.sample_dir
     stamp = out / "sample.json"
-    wanted = {"params": _params_dict(params), "crm_url": _redact(crm),
+    wanted = {"params": _params_dict(params), "crm_url": db.redact(crm),
               "fingerprint": fingerprint(params)}
     if not fresh and stamp.exists():
         done = json.loads(stamp.read_text())
@@ -102,14 +76,6 @@ def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
 
 def _params_dict(params: object) -> dict[str, str]:
     return {k: str(v) for k, v in vars(params).items()}
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 @contextmanager
@@ -200,87 +166,6 @@ def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | No
             say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    started = time.monotonic()
-    wh = warehouse_url(settings)
-    crm = crm_url(settings, wh)
-    ensure_sample(settings, crm, fresh=args.fresh)
-    day = settings.sample_end_date
-    run_days([day], settings, wh, crm if "crm" in settings.sources else None)
-    print_summary(wh, day)
-    say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
-        f"{_redact(wh)}")
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    start = date.fromisoformat(args.start)
-    end = date.fromisoformat(args.end) if args.end else start
-    if end < start:
-        raise SystemExit(f"--end {end} is before the start date {start}")
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    wh = warehouse_url(settings)
-    # a business without a CRM needs no CRM database
-    crm = crm_url(settings, wh) if "crm" in settings.sources else None
-    from defection_warehouse.pipeline import sources_line
-
-    say(sources_line(settings.sources))
-    run_days(days, settings, wh, crm, reextract=args.reextract,
-             full_refresh=args.full_refresh)
-    print_summary(wh, days[-1])
-    return 0
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    wh = warehouse_url(settings)
-    ensure_sample(settings, crm_url(settings, wh), fresh=True)
-    return 0
-
-
-def cmd_dbt(args: argparse.Namespace) -> int:
-    from defection_warehouse.dbt_runner import DbtError, run_dbt
-
-    settings = Settings.from_env()
-    try:
-        run_dbt(args.dbt_args, warehouse_url(settings))
-    except DbtError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_attribution_report(args: argparse.Namespace) -> int:
-    from defection_warehouse import attribution_report
-
-    settings = Settings.from_env()
-    truth = settings.sample_dir / "planted_truth.csv"
-    if not truth.exists():
-        raise SystemExit(f"{truth} not found: run `make demo` first (it generates the "
-                         "sample and builds the marts)")
-    return attribution_report.main([
-        "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
-        "--out", str(PROJECT_ROOT / "bench" / "attribution.json")])
-
-
-def cmd_setup_roles(args: argparse.Namespace) -> int:
-    from defection_warehouse import roles
-
-    return roles.main(["setup"])
-
-
-def cmd_lint_sql(args: argparse.Namespace) -> int:
-    """SQLFluff with the dbt templater: it compiles the project, so it needs a profile."""
-    from defection_warehouse.dbt_runner import DBT_DIR, profile_env
-
-    env = {**os.environ, **profile_env(warehouse_url(Settings.from_env()))}
-    sqlfluff = Path(sys.executable).with_name("sqlfluff")
-    return subprocess.run([str(sqlfluff), "lint", str(DBT_DIR / "models"), "--processes", "2"],
-                          env=env, cwd=PROJECT_ROOT).returncode
-
-
 def print_summary(warehouse: str, day: date) -> None:
     from defection_warehouse import pipeline
 
@@ -291,43 +176,195 @@ def print_summary(warehouse: str, day: date) -> None:
     print()
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m defection_warehouse",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the whole demo on the sample business")
-    demo.add_argument("--fresh", action="store_true", help="regenerate the sample")
-    demo.set_defaults(func=cmd_demo)
-    run = sub.add_parser("run", help="run the nightly DAG for a day or a range of days")
-    run.add_argument("start", help="first logical date, YYYY-MM-DD")
-    run.add_argument("--end", help="last logical date (inclusive), YYYY-MM-DD")
-    run.add_argument("--reextract", action="store_true",
-                     help="pull each day's sources again instead of reusing its committed "
-                          "landing batch (the committed batch is kept if the pull fails)")
-    run.add_argument("--full-refresh", action="store_true",
-                     help="rebuild every dbt model from scratch instead of incrementally")
-    run.set_defaults(func=cmd_run)
-    sample = sub.add_parser("sample", help="(re)generate the sample business")
-    sample.set_defaults(func=cmd_sample)
-    report = sub.add_parser("attribution-report",
-                            help="compare attribution with the sample's planted truth")
-    report.set_defaults(func=cmd_attribution_report)
-    roles = sub.add_parser("setup-roles", help="create the loader, transformer and reporter "
-                                               "roles (least privilege)")
-    roles.set_defaults(func=cmd_setup_roles)
-    lint = sub.add_parser("lint-sql", help="SQLFluff on the dbt models")
-    lint.set_defaults(func=cmd_lint_sql)
-    dbt = sub.add_parser("dbt", help="run dbt against the configured warehouse, e.g. "
-                                     "`dbt build --select marts`")
-    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
-    dbt.set_defaults(func=cmd_dbt)
-    return parser
+APP_HELP = """\
+The Defection Warehouse's commands: the demo, nightly runs and backfills, the sample
+business, dbt, roles and checks.
+
+Settings come from environment variables, and from `.env` in the project root for those
+the shell does not set (see README.md and .env.example). WAREHOUSE_URL names the
+warehouse; when it is unset the commands start an embedded PostgreSQL.
+"""
+
+app = typer.Typer(
+    help=APP_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    # plain tracebacks: rich ones can print local variables such as connection URLs
+    pretty_exceptions_enable=False,
+)
 
 
-def main(argv: list[str] | None = None) -> int:
+@app.callback()
+def _load_dotenv() -> None:
     from dotenv import load_dotenv
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
-    args = parser().parse_args(argv)
-    return args.func(args)
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+@app.command("demo")
+def cmd_demo(
+    fresh: Annotated[bool, typer.Option("--fresh", help="regenerate the sample")] = False,
+) -> None:
+    """Run the whole demo on the sample business.
+
+    Starts the warehouse (embedded unless WAREHOUSE_URL is set), generates the sample
+    (or reuses it when its settings have not changed), serves its billing API, runs
+    `airflow dags test defection_nightly` for the sample's last day (SAMPLE_END_DATE)
+    and prints what was loaded and the latest KPIs.
+    """
+    settings = Settings.from_env()
+    started = time.monotonic()
+    wh = warehouse_url(settings)
+    crm = crm_url(settings, wh)
+    ensure_sample(settings, crm, fresh=fresh)
+    day = settings.sample_end_date
+    run_days([day], settings, wh, crm if "crm" in settings.sources else None)
+    print_summary(wh, day)
+    say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
+        f"{db.redact(wh)}")
+
+
+@app.command("run")
+def cmd_run(
+    start: Annotated[date, typer.Argument(parser=_iso_date, metavar="START",
+                                          help="first logical date, YYYY-MM-DD")],
+    end: Annotated[date | None, typer.Option(
+        "--end", parser=_iso_date, metavar="END",
+        help="last logical date (inclusive), YYYY-MM-DD; default: START")] = None,
+    reextract: Annotated[bool, typer.Option(
+        "--reextract",
+        help="pull each day's sources again instead of reusing its committed landing "
+             "batch (the committed batch is kept if the pull fails)")] = False,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh",
+        help="rebuild every dbt model from scratch instead of incrementally")] = False,
+) -> None:
+    """Run the nightly DAG for a day or a range of days.
+
+    A backfill against the configured sources (DW_SOURCES): one `airflow dags test
+    defection_nightly` run per logical date, in order; the run for day D processes the
+    data interval from D to D+1. Prints what was loaded on the last day and the latest
+    KPIs.
+    """
+    settings = Settings.from_env()
+    end = end or start
+    if end < start:
+        raise SystemExit(f"--end {end} is before the start date {start}")
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    wh = warehouse_url(settings)
+    # a business without a CRM needs no CRM database
+    crm = crm_url(settings, wh) if "crm" in settings.sources else None
+    from defection_warehouse.pipeline import sources_line
+
+    say(sources_line(settings.sources))
+    run_days(days, settings, wh, crm, reextract=reextract, full_refresh=full_refresh)
+    print_summary(wh, days[-1])
+
+
+@app.command("sample")
+def cmd_sample() -> None:
+    """(Re)generate the sample business.
+
+    Only the sample: its CRM database, billing store and survey exports under
+    DW_DATA_DIR/sample, sized by SAMPLE_CUSTOMERS, SAMPLE_MONTHS, SAMPLE_SEED and
+    SAMPLE_END_DATE. Nothing is loaded into the warehouse.
+    """
+    settings = Settings.from_env()
+    wh = warehouse_url(settings)
+    ensure_sample(settings, crm_url(settings, wh), fresh=True)
+
+
+@app.command("attribution-report")
+def cmd_attribution_report() -> None:
+    """Compare attribution with the sample's planted truth.
+
+    Compares the causes the marts attribute defections to with the causes the sample
+    generator planted, and writes bench/attribution.json. Needs `make demo` first.
+    """
+    from defection_warehouse import attribution_report
+
+    settings = Settings.from_env()
+    truth = settings.sample_dir / "planted_truth.csv"
+    if not truth.exists():
+        raise SystemExit(f"{truth} not found: run `make demo` first (it generates the "
+                         "sample and builds the marts)")
+    _exit(attribution_report.main([
+        "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
+        "--out", str(PROJECT_ROOT / "bench" / "attribution.json")]))
+
+
+@app.command("setup-roles")
+def cmd_setup_roles() -> None:
+    """Create the loader, transformer and reporter roles (least privilege).
+
+    Creates the group roles dw_loader, dw_transformer and dw_reporter, the schemas and
+    the grants in the WAREHOUSE_URL database; run it as a database admin. For other
+    schema names use `python -m defection_warehouse.roles setup --help`.
+    """
+    from defection_warehouse import roles
+
+    _exit(roles.main(["setup"]))
+
+
+@app.command("lint-sql")
+def cmd_lint_sql() -> None:
+    """SQLFluff on the dbt models.
+
+    Uses the dbt templater, which compiles the project, so it needs a warehouse
+    (WAREHOUSE_URL, else the embedded PostgreSQL) for the profile.
+    """
+    from defection_warehouse.dbt_runner import DBT_DIR, profile_env
+
+    env = {**os.environ, **profile_env(warehouse_url(Settings.from_env()))}
+    sqlfluff = Path(sys.executable).with_name("sqlfluff")
+    _exit(subprocess.run([str(sqlfluff), "lint", str(DBT_DIR / "models"), "--processes", "2"],
+                         env=env, cwd=PROJECT_ROOT).returncode)
+
+
+@app.command(
+    "dbt",
+    # everything after `dbt` goes to dbt as written, options included: unknown options
+    # are kept as arguments, and the first argument ends this command's own options, so
+    # `dw dbt build --help` is dbt's help and `dw dbt --help` this one
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "allow_interspersed_args": False},
+)
+def cmd_dbt(
+    dbt_args: Annotated[list[str] | None, typer.Argument(
+        metavar="DBT_ARGS",
+        help="the dbt command and its options, passed on unchanged",
+        show_default=False)] = None,
+) -> None:
+    """Run dbt against the configured warehouse, e.g. `dbt build --select marts`.
+
+    The profile comes from WAREHOUSE_URL (else the embedded PostgreSQL); the project is
+    dbt_project/. Examples: `dw dbt build --select marts`, `dw dbt build --full-refresh`,
+    `dw dbt parse --quiet`.
+    """
+    from defection_warehouse.dbt_runner import DbtError, run_dbt
+
+    settings = Settings.from_env()
+    try:
+        run_dbt(dbt_args or [], warehouse_url(settings))
+    except DbtError as exc:
+        print(exc, file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`dw` and `python -m defection_warehouse`: runs the command in `argv` (default: the
+    process's arguments) and exits with its status."""
+    app(args=argv)

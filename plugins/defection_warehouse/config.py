@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from defection_warehouse.contracts import BILLING_API_VERSION
 
@@ -55,102 +59,126 @@ def _api_version(raw: str) -> str:
     return raw
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+_PARSE_ERRORS = {
+    "int_parsing": "is not a whole number",
+    "int_from_float": "is not a whole number",
+    "int_type": "is not a whole number",
+    "float_parsing": "is not a number",
+    "float_type": "is not a number",
+    "date_parsing": "is not a YYYY-MM-DD date",
+    "date_from_datetime_parsing": "is not a YYYY-MM-DD date",
+    "date_from_datetime_inexact": "is not a YYYY-MM-DD date",
+    "date_type": "is not a YYYY-MM-DD date",
+}
 
 
-def _float(name: str, default: float) -> float:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+def _describe(exc: ValidationError) -> str:
+    """One line per invalid variable: the variable, its value and what is wrong with it."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "value_error":  # our validators' messages name the variable
+            lines.append(str(error["ctx"]["error"]))
+        elif error["type"] in _PARSE_ERRORS:
+            lines.append(f"environment variable {name}={error['input']!r} "
+                         f"{_PARSE_ERRORS[error['type']]}")
+        else:
+            lines.append(f"environment variable {name}={error['input']!r}: {error['msg']}")
+    return "\n".join(lines)
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not a whole number") from exc
+def _var(name: str, default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A setting read from the environment variable `name` (empty means unset)."""
+    return Field(default, validation_alias=name, **kwargs)
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    warehouse_url: str | None
-    crm_url: str | None
-    landing_url: str
-    survey_inbox: str
-    billing_api_url: str | None
-    billing_api_key: str | None
-    quarantine_max_share: float
+class Settings(BaseSettings):
+    """The warehouse's settings, read from environment variables by `from_env()`.
+
+    Each field names its variable (`validation_alias`); names are case-sensitive and an
+    empty value counts as unset. Immutable: derive a variant with
+    `settings.model_copy(update={...})`.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True)
+
+    data_dir: Path = _var("DW_DATA_DIR", default_factory=lambda: PROJECT_ROOT / ".data",
+                          validate_default=True)
+    warehouse_url: str | None = _var("WAREHOUSE_URL", None)
+    crm_url: str | None = _var("CRM_URL", None)
+    # default: folders under data_dir (validated first, so the factories see it resolved)
+    landing_url: str = _var("LANDING_URL",
+                            default_factory=lambda data: str(data["data_dir"] / "landing"))
+    survey_inbox: str = _var("SURVEY_INBOX", default_factory=lambda data: str(
+        data["data_dir"] / "sample" / "survey_inbox"))
+    billing_api_url: str | None = _var("BILLING_API_URL", None)
+    billing_api_key: str | None = _var("BILLING_API_KEY", None)
+    quarantine_max_share: float = _var("QUARANTINE_MAX_SHARE", 0.01)
     # a file fails only past both the share and this many malformed rows (or when all of
     # its rows are malformed), so one bad row cannot fail a small file
-    quarantine_min_rows: int
-    crm_overlap_minutes: int
-    sample_customers: int
-    sample_months: int
-    sample_seed: int
-    sample_end_date: date
-    embedded_pg_port: int
-    build_schema: str
-    publish_schema: str
-    # the connected sources (DW_SOURCES); the others are neither extracted, loaded nor
-    # gated, and their raw tables stay empty
-    sources: tuple[str, ...]
+    quarantine_min_rows: int = _var("QUARANTINE_MIN_ROWS", 5)
+    crm_overlap_minutes: int = _var("CRM_OVERLAP_MINUTES", 120)
+    sample_customers: int = _var("SAMPLE_CUSTOMERS", 2000)
+    sample_months: int = _var("SAMPLE_MONTHS", 24)
+    sample_seed: int = _var("SAMPLE_SEED", 42)
+    sample_end_date: date = _var("SAMPLE_END_DATE", date(2026, 10, 31))
+    embedded_pg_port: int = _var("EMBEDDED_PG_PORT", 54329)
+    build_schema: str = _var("DW_BUILD_SCHEMA", "analytics_build")
+    publish_schema: str = _var("DW_PUBLISH_SCHEMA", "analytics")
+    # the connected sources (DW_SOURCES, a comma list; NoDecode: not JSON); the others are
+    # neither extracted, loaded nor gated, and their raw tables stay empty
+    sources: Annotated[tuple[str, ...], NoDecode] = _var("DW_SOURCES", ALL_SOURCES)
     # dbt threads: one per core by default. On two cores, four threads made a night's
     # build 15-20% slower than two (queries and dbt's own Python work compete for the
     # cores), and the full build no faster.
-    dbt_threads: int
+    dbt_threads: int = _var("DW_DBT_THREADS", default_factory=lambda: os.cpu_count() or 4)
     # Stripe-Version the billing extractor sends (BILLING_API_VERSION); the default is
     # the version the extractor is written for, and it reads the basil+ shape as well
-    billing_api_version: str = BILLING_API_VERSION
+    billing_api_version: str = _var("BILLING_API_VERSION", BILLING_API_VERSION)
 
     @classmethod
     def from_env(cls) -> Settings:
-        data_dir = Path(_env("DW_DATA_DIR", str(PROJECT_ROOT / ".data"))).resolve()
-        end = _env("SAMPLE_END_DATE", "2026-10-31")
+        """The settings from the environment; a ValueError names every invalid variable."""
         try:
-            end_date = date.fromisoformat(end)
-        except ValueError as exc:
-            raise ValueError(f"SAMPLE_END_DATE={end!r} is not a YYYY-MM-DD date") from exc
-        threads = _int("DW_DBT_THREADS", os.cpu_count() or 4)
-        if threads < 1:
-            raise ValueError(f"DW_DBT_THREADS={threads} must be at least 1")
-        share = _float("QUARANTINE_MAX_SHARE", 0.01)
-        if not 0 <= share <= 1:
-            raise ValueError(f"QUARANTINE_MAX_SHARE={share} must be between 0 and 1")
-        min_rows = _int("QUARANTINE_MIN_ROWS", 5)
-        if min_rows < 0:
-            raise ValueError(f"QUARANTINE_MIN_ROWS={min_rows} must not be negative")
-        return cls(
-            data_dir=data_dir,
-            warehouse_url=_env("WAREHOUSE_URL"),
-            crm_url=_env("CRM_URL"),
-            landing_url=_env("LANDING_URL", str(data_dir / "landing")),
-            survey_inbox=_env("SURVEY_INBOX", str(data_dir / "sample" / "survey_inbox")),
-            billing_api_url=_env("BILLING_API_URL"),
-            billing_api_key=_env("BILLING_API_KEY"),
-            quarantine_max_share=share,
-            quarantine_min_rows=min_rows,
-            crm_overlap_minutes=_int("CRM_OVERLAP_MINUTES", 120),
-            sample_customers=_int("SAMPLE_CUSTOMERS", 2000),
-            sample_months=_int("SAMPLE_MONTHS", 24),
-            sample_seed=_int("SAMPLE_SEED", 42),
-            sample_end_date=end_date,
-            embedded_pg_port=_int("EMBEDDED_PG_PORT", 54329),
-            build_schema=_env("DW_BUILD_SCHEMA", "analytics_build"),
-            publish_schema=_env("DW_PUBLISH_SCHEMA", "analytics"),
-            dbt_threads=threads,
-            billing_api_version=_api_version(_env("BILLING_API_VERSION", BILLING_API_VERSION)),
-            sources=parse_sources(_env("DW_SOURCES")),
-        )
+            return cls()
+        except ValidationError as exc:
+            raise ValueError(_describe(exc)) from None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolve(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        return parse_sources(value) if isinstance(value, str) else value
+
+    @field_validator("billing_api_version")
+    @classmethod
+    def _billing_api_version(cls, value: str) -> str:
+        return _api_version(value)
+
+    @field_validator("dbt_threads")
+    @classmethod
+    def _threads(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"DW_DBT_THREADS={value} must be at least 1")
+        return value
+
+    @field_validator("quarantine_max_share")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"QUARANTINE_MAX_SHARE={value} must be between 0 and 1")
+        return value
+
+    @field_validator("quarantine_min_rows")
+    @classmethod
+    def _min_rows(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"QUARANTINE_MIN_ROWS={value} must not be negative")
+        return value
 
     @property
     def sample_dir(self) -> Path:

@@ -1,8 +1,9 @@
-"""Small PostgreSQL helpers shared by the loader, the sample and the tests."""
+"""Small PostgreSQL helpers shared by the loader, the sample, the commands and the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -10,10 +11,47 @@ from psycopg import sql
 
 from defection_warehouse.contracts import LOAD_COLUMNS, Entity
 
+if TYPE_CHECKING:
+    from defection_warehouse.config import Settings
+
 
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def redact(url: str) -> str:
+    """The URL with its password, if any, replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def warehouse_url(settings: Settings, progress: Callable[[str], None] = print) -> str:
+    """The warehouse the commands work on: WAREHOUSE_URL (its database is created when the
+    server lacks it), else the embedded PostgreSQL, started if need be. Exits with a
+    message naming the URL (password hidden) when the server cannot be reached."""
+    if settings.warehouse_url:
+        from defection_warehouse.embedded import ensure_database
+
+        url = settings.warehouse_url
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc):
+                raise SystemExit(f"cannot connect to WAREHOUSE_URL {redact(url)}: {exc}") from exc
+            database = urlsplit(url).path.lstrip("/")
+            progress(f"creating database {database} on the WAREHOUSE_URL server")
+            ensure_database(with_database(url, "postgres"), database)
+        return url
+    from defection_warehouse import embedded
+
+    url = embedded.start(settings)
+    progress(f"WAREHOUSE_URL is not set: using the embedded PostgreSQL at {url} "
+             f"(data in {settings.data_dir / 'pgdata'})")
+    return url
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection:

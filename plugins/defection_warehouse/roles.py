@@ -214,8 +214,8 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
 def main(argv: list[str] | None = None) -> int:
     from dotenv import load_dotenv
 
-    from defection_warehouse.cli import warehouse_url
     from defection_warehouse.config import PROJECT_ROOT, Settings
+    from defection_warehouse.db import warehouse_url
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
     parser = argparse.ArgumentParser(prog="python -m defection_warehouse.roles",
@@ -229,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
-        done = setup_roles(warehouse_url(settings),
+        # progress to stderr: stdout is the SQL that was run
+        url = warehouse_url(settings, progress=lambda m: print(m, file=sys.stderr))
+        done = setup_roles(url,
                            build_schema=args.build_schema or settings.build_schema,
                            publish_schema=args.publish_schema or settings.publish_schema)
     except psycopg.errors.InsufficientPrivilege as exc:
