@@ -3,17 +3,23 @@ published.
 
 - ``validate_raw`` judges the load batch of one logical date in every raw table (schema,
   keys, accepted values, amounts, volume against the load history, freshness).
-- ``validate_build`` judges the marts dbt built into the build schema (keys, rate bounds,
-  cause weights, attribution and KPI reconciliation, no missing month).
+- ``validate_build`` judges the marts dbt built into the build schema: the business
+  checks (rate bounds, cause weights, attribution and KPI reconciliation, no missing
+  month, as-of date, FX rates). Keys, relationships, contracts and accepted values of the
+  marts are dbt's tests, not repeated here (expectations/README.md lists every check's
+  home).
 
 Both raise ``QualityGateFailed`` (a readable summary, the report attached) when a blocking
-expectation fails; non-blocking failures become warnings. Each run stores its validation
-results in the GX project (``expectations/gx``), rebuilds the Data Docs pages of the run
-and appends one row per expectation result to ``dw_meta.gate_results``.
+expectation fails; non-blocking failures become warnings. Each gate is one GX Checkpoint
+(a ValidationDefinition per table, an UpdateDataDocsAction); its validation results go to
+the GX project's results store (``expectations/gx``), its Data Docs pages to the project's
+site (or DW_GX_DATA_DOCS_DIR), and one row per expectation result to
+``dw_meta.gate_results``.
 
 The suites are the committed JSON of the GX project, generated from quality_suites.py
-(``python -m defection_warehouse.quality_gate write-suites``). The warehouse connection is
-an in-memory datasource of an ephemeral GX context: the URL never reaches a file.
+(``python -m defection_warehouse.quality_gate write-suites``). The warehouse connection,
+the run's suites, validation definitions and checkpoint live in an ephemeral GX context:
+the URL never reaches a file.
 Every metric is computed by PostgreSQL; only counts, aggregates and a few example rows
 come back.
 """
@@ -34,11 +40,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import great_expectations as gx
 import psycopg
+from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.compatibility.typing_extensions import override
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import (
     DataContextConfig,
@@ -53,6 +61,7 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from great_expectations.expectations.row_conditions import Column as RowColumn
 from great_expectations.expectations.row_conditions import Condition
 from psycopg import sql
+from sqlalchemy import types as sa_types
 from sqlalchemy.pool import NullPool
 
 from defection_warehouse.config import META_SCHEMA, PROJECT_ROOT, RAW_META_SCHEMA
@@ -246,6 +255,13 @@ class _Target:
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
 
+    def parameter(self, name: str) -> str:
+        """The name of a suite parameter of this batch in the checkpoint run."""
+        return f"{re.sub(r'[^A-Za-z0-9]+', '_', self.suite)}__{name}"
+
+    def run_parameters(self) -> dict[str, Any]:
+        return {self.parameter(k): v for k, v in self.parameters.items()}
+
 
 @dataclass(frozen=True)
 class _Batch:
@@ -259,7 +275,7 @@ def _raw_target(entity: Entity, day: date, history: list[_Batch],
     rules = RAW_RULES[entity.raw_table]
     target = _Target(suite=entity.raw_table, schema=f"raw_{entity.source}", table=entity.name,
                      batch=f"batch {day.isoformat()}",
-                     conditions={"batch": RowColumn("_logical_date") == day})
+                     conditions={"batch": RowColumn("_logical_date") == _Day.of(day)})
     notes: list[str] = []
     band = options.volume_bands.get(entity.raw_table, rules.volume)
     if band is None:
@@ -304,12 +320,35 @@ def _freshness_parameters(entity: Entity, day: date, limit: timedelta, column: s
     target.parameters["fresh_after"] = int(cutoff.timestamp()) if epoch else cutoff.isoformat()
     # Rows changed after the cut-off are in batches from the day before it onwards.
     first = cutoff.date() - timedelta(days=1) - FRESHNESS_CONTEXT
-    target.conditions["recent"] = ((RowColumn("_logical_date") >= min(first, day))
-                                   & (RowColumn("_logical_date") <= day))
+    target.conditions["recent"] = ((RowColumn("_logical_date") >= _Day.of(min(first, day)))
+                                   & (RowColumn("_logical_date") <= _Day.of(day)))
     shown = f"{cutoff:%Y-%m-%d %H:%M} UTC" + (f" (epoch {int(cutoff.timestamp())})"
                                               if epoch else "")
     target.notes["freshness"] = (f"newest {column} must be after {shown}, "
                                  f"{_hours(limit)} before the end of {day.isoformat()}")
+
+
+class _Day(date):
+    """A date in a row condition. A validation definition runs only a suite whose copy in
+    the context's store is identical, and the store keeps a condition's date as its ISO
+    string: this date equals that string, so the run keeps the date itself, which SQL
+    compares as a date (a string would be bound as varchar: `date = varchar` fails)."""
+
+    __sa_type_engine__ = sa_types.Date()
+
+    @classmethod
+    def of(cls, day: date) -> _Day:
+        return cls(day.year, day.month, day.day)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.isoformat() == other
+        return date.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = date.__hash__
 
 
 def _hours(limit: timedelta) -> str:
@@ -358,16 +397,20 @@ def _sqlalchemy_url(url: str) -> str:
 
 
 class _Session:
-    """The GX project (suites, results, Data Docs) plus an ephemeral context that holds the
-    warehouse datasource in memory only."""
+    """An ephemeral GX context that runs one gate as a Checkpoint.
+
+    The context holds the warehouse datasource, the run's suites (the project's committed
+    suites with row conditions and parameter names of each batch), their validation
+    definitions and the checkpoint in memory only; its validation results store and Data
+    Docs site are the project's files, so every run is kept there and the site lists them
+    all. Nothing about the connection is ever written."""
 
     def __init__(self, warehouse_url: str, options: GateOptions,
                  search_path: str | None) -> None:
         self.options = options
         self.project = gx.get_context(mode="file", project_root_dir=str(options.project_dir))
-        self.runtime = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-            analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False)))
+        self.runtime = gx.get_context(mode="ephemeral", project_config=_runtime_config(
+            self.project, options))
         connect_args: dict[str, Any] = {"application_name": "defection_warehouse_gate"}
         if search_path:
             connect_args["options"] = f"-c search_path={search_path}"
@@ -384,41 +427,88 @@ class _Session:
     def close(self) -> None:
         self.datasource.get_execution_engine().engine.dispose()
 
-    def suite(self, name: str) -> gx.ExpectationSuite:
-        return self.project.suites.get(name)
-
-    def validate(self, target: _Target) -> Any:
-        stored = self.suite(target.suite)
-        suite = _runtime_suite(stored, target)
+    def definition(self, target: _Target) -> gx.ValidationDefinition:
+        """The validation definition of `target`: its table as a whole-table batch and the
+        run's copy of its suite."""
+        suite = _runtime_suite(self.project.suites.get(target.suite), target)
+        self.runtime.suites.add(suite)
         asset = self.datasource.add_table_asset(target.suite, table_name=target.table,
                                                 schema_name=target.schema)
-        batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
-        result = batch.validate(suite, result_format=_COUNTS_ONLY,
-                                expectation_parameters=target.parameters)
-        return _with_examples(batch, suite, result, target.parameters)
+        batch = asset.add_batch_definition_whole_table("whole_table")
+        definition = gx.ValidationDefinition(name=target.suite, data=batch, suite=suite)
+        self.runtime.validation_definitions.add(definition)
+        return definition
 
-    def store(self, result: Any, target: _Target, run_name: str,
-              run_time: datetime) -> ValidationResultIdentifier:
-        run = RunIdentifier(run_name=run_name, run_time=run_time)
-        result.meta["run_id"] = run
-        result.meta["validation_time"] = run_time
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=target.suite),
-            run_id=run, batch_identifier=_safe(f"{target.qualified}__{target.batch}"))
-        self.project.validation_results_store.store_validation_results(
+    def checkpoint(self, gate: str, definitions: list[gx.ValidationDefinition]
+                   ) -> gx.Checkpoint:
+        actions: list[Any] = []
+        if self.options.build_data_docs:
+            actions.append(_UpdateDataDocs(name="update_data_docs", site_names=[_SITE]))
+        checkpoint = gx.Checkpoint(name=f"{gate}_gate", validation_definitions=definitions,
+                                   actions=actions, result_format=_COUNTS_ONLY)
+        self.runtime.checkpoints.add(checkpoint)
+        return checkpoint
+
+    def with_examples(self, definition: gx.ValidationDefinition, result: Any,
+                      parameters: dict[str, Any]) -> Any:
+        failed = [r for r in result.results if not r.success and not _error(r)]
+        if not failed:
+            return result
+        return _with_examples(definition.batch_definition.get_batch(), definition.suite,
+                              result, parameters)
+
+    def store(self, key: ValidationResultIdentifier, result: Any
+              ) -> ValidationResultIdentifier:
+        self.runtime.validation_results_store.store_validation_results(
             suite_validation_result=result, suite_validation_result_identifier=key)
         return key
 
     def build_docs(self, keys: list[ValidationResultIdentifier]) -> str | None:
-        if self.options.data_docs_dir is not None:
-            sites = copy.deepcopy(self.project.variables.data_docs_sites)
-            sites[_SITE]["store_backend"]["base_directory"] = str(self.options.data_docs_dir)
-            self.project.variables.data_docs_sites = sites  # in memory; never saved
         suites = {k.expectation_suite_identifier.name for k in keys}
         resources: list[Any] = [*keys, *(ExpectationSuiteIdentifier(name=s) for s in suites)]
-        urls = self.project.build_data_docs(site_names=[_SITE], resource_identifiers=resources)
-        url = urls.get(_SITE)
+        urls = self.runtime.build_data_docs(site_names=[_SITE], resource_identifiers=resources)
+        return self.docs_index(urls.get(_SITE))
+
+    def docs_index(self, url: str | None = None) -> str | None:
+        if url is None:
+            site = self.runtime.get_docs_sites_urls(site_name=_SITE)
+            url = site[0]["site_url"] if site else None
         return url.removeprefix("file://") if url else None
+
+
+class _UpdateDataDocs(UpdateDataDocsAction):
+    """GX's UpdateDataDocsAction, building the pages of all the run's validation results
+    and the index once: the stock action rebuilds the index once per validation result,
+    which tripled the raw gate's time (18 suites)."""
+
+    type: Literal["update_data_docs_of_run"] = "update_data_docs_of_run"
+
+    @override
+    def run(self, checkpoint_result: Any, action_context: Any = None) -> dict:
+        results = checkpoint_result.run_results
+        suites = {r.suite_name for r in results.values()}
+        self._build_data_docs(site_names=self.site_names, resource_identifiers=[
+            *results, *(ExpectationSuiteIdentifier(name=s) for s in sorted(suites))])
+        return {}
+
+
+def _runtime_config(project: Any, options: GateOptions) -> DataContextConfig:
+    """In-memory stores, except the validation results and the Data Docs site: the
+    project's directories (or DW_GX_DATA_DOCS_DIR), as absolute paths."""
+    gx_dir = Path(project.root_directory)
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = project.variables.stores
+    results = copy.deepcopy(stores[project.variables.validation_results_store_name])
+    backend = results["store_backend"]
+    backend["base_directory"] = str(gx_dir / backend["base_directory"])
+    defaults.stores[defaults.validation_results_store_name] = results
+    sites = copy.deepcopy(project.variables.data_docs_sites)
+    site = sites[_SITE]["store_backend"]
+    site["base_directory"] = str(options.data_docs_dir if options.data_docs_dir is not None
+                                 else gx_dir / site["base_directory"])
+    return DataContextConfig(store_backend_defaults=defaults, data_docs_sites={_SITE: sites[_SITE]},
+                             analytics_enabled=False,
+                             progress_bars=ProgressBarsConfig(globally=False))
 
 
 def _safe(text: str) -> str:
@@ -436,6 +526,10 @@ def _runtime_suite(stored: gx.ExpectationSuite, target: _Target) -> gx.Expectati
             continue
         condition = target.conditions.get(meta.get("rows", "table"))
         extra = {"row_condition": condition} if condition is not None else {}
+        # One checkpoint run takes one set of parameters: each batch's go by their own names.
+        extra.update({k: {"$PARAMETER": target.parameter(v["$PARAMETER"])}
+                      for k, v in exp.configuration.kwargs.items()
+                      if isinstance(v, dict) and "$PARAMETER" in v})
         expectations.append(_copy(exp, **extra))
     return gx.ExpectationSuite(name=stored.name, expectations=expectations,
                                meta=dict(stored.meta), id=stored.id)
@@ -477,32 +571,28 @@ def _run(gate: str, target_label: str, warehouse_url: str, targets: list[_Target
          notes: list[str], run_id: str, options: GateOptions, started: float,
          search_path: str | None) -> GateReport:
     run_time = datetime.now(UTC)
-    outcomes: list[ExpectationOutcome] = []
-    keys: list[ValidationResultIdentifier] = []
+    outcomes: dict[int, list[ExpectationOutcome]] = {}
     problems: list[str] = []  # artifacts that could not be written: reported, not fatal
     docs = None
     session = _Session(warehouse_url, options, search_path)
     try:
-        for target in targets:
+        runs: list[tuple[int, _Target, Any]] = []
+        for i, target in enumerate(targets):
             try:
-                result = session.validate(target)
+                runs.append((i, target, session.definition(target)))
             except Exception as exc:  # e.g. a missing table: the suite fails, readably
                 log.debug("suite %s could not run", target.suite, exc_info=True)
-                outcomes.append(_broken(target, exc))
-                continue
-            outcomes += [_outcome(r, target) for r in result.results]
-            key = _attempt(problems, f"store the results of {target.suite}", session.store,
-                           result, target, _safe(run_id), run_time)
-            if key is not None:
-                keys.append(key)
-        if options.build_data_docs and keys:
-            docs = _attempt(problems, "build Data Docs", session.build_docs, keys)
+                outcomes[i] = [_broken(target, exc)]
+        if runs:
+            docs = _run_checkpoint(session, gate, runs, run_id, run_time, outcomes,
+                                   problems)
     finally:
         session.close()
-    warned = [o.message for o in outcomes if not o.success and not o.blocking]
+    ordered = [o for i in sorted(outcomes) for o in outcomes[i]]
+    warned = [o.message for o in ordered if not o.success and not o.blocking]
     report = GateReport(gate=gate, target=target_label, run_id=run_id,
-                        success=not any(o.blocking and not o.success for o in outcomes),
-                        results=outcomes, warnings=warned, data_docs=docs,
+                        success=not any(o.blocking and not o.success for o in ordered),
+                        results=ordered, warnings=warned, data_docs=docs,
                         seconds=time.monotonic() - started, notes=notes)
     if options.record_results:
         _attempt(problems, f"record the results in {META_SCHEMA}.gate_results",
@@ -512,6 +602,75 @@ def _run(gate: str, target_label: str, warehouse_url: str, targets: list[_Target
     if not report.success:
         raise QualityGateFailed(report)
     return report
+
+
+def _run_checkpoint(session: _Session, gate: str, runs: list[tuple[int, _Target, Any]],
+                    run_id: str, run_time: datetime,
+                    outcomes: dict[int, list[ExpectationOutcome]],
+                    problems: list[str]) -> str | None:
+    """Run every validation definition through one Checkpoint (its UpdateDataDocsAction
+    builds the Data Docs pages of the run); then fetch examples for the failures, store
+    those results in place of the counts-only ones and rebuild their pages."""
+    parameters = {k: v for _, target, _ in runs for k, v in target.run_parameters().items()}
+    checkpoint = session.checkpoint(gate, [d for _, _, d in runs])
+    run = RunIdentifier(run_name=_safe(run_id), run_time=run_time)
+    try:
+        result = checkpoint.run(expectation_parameters=parameters, run_id=run)
+    except Exception as exc:  # a suite that cannot run stops the checkpoint: find which
+        log.debug("checkpoint %s could not run", checkpoint.name, exc_info=True)
+        problems.append(f"checkpoint {checkpoint.name} could not run ({type(exc).__name__}): "
+                        "the suites ran one by one")
+        return _run_one_by_one(session, runs, parameters, run, outcomes, problems)
+    by_suite = {r.suite_name: (key, r) for key, r in result.run_results.items()}
+    redone: list[ValidationResultIdentifier] = []
+    for i, target, definition in runs:
+        key, suite_result = by_suite[target.suite]
+        detailed = _attempt(problems, f"fetch examples for {target.suite}",
+                            session.with_examples, definition, suite_result, parameters)
+        if detailed is not None and detailed is not suite_result:
+            suite_result = detailed
+            if _attempt(problems, f"store the results of {target.suite}", session.store,
+                        key, suite_result) is not None:
+                redone.append(key)
+        outcomes[i] = [_outcome(r, target) for r in suite_result.results]
+    docs = None
+    if session.options.build_data_docs:
+        if redone:
+            docs = _attempt(problems, "build Data Docs", session.build_docs, redone)
+        else:
+            docs = _attempt(problems, "find the Data Docs", session.docs_index)
+    return docs
+
+
+def _run_one_by_one(session: _Session, runs: list[tuple[int, _Target, Any]],
+                    parameters: dict[str, Any], run: RunIdentifier,
+                    outcomes: dict[int, list[ExpectationOutcome]],
+                    problems: list[str]) -> str | None:
+    """Each validation definition on its own (it stores its result), so that a suite that
+    cannot run fails alone, readably."""
+    keys = []
+    for i, target, definition in runs:
+        try:
+            result = definition.run(expectation_parameters=parameters, run_id=run,
+                                    result_format=_COUNTS_ONLY)
+        except Exception as exc:
+            log.debug("suite %s could not run", target.suite, exc_info=True)
+            outcomes[i] = [_broken(target, exc)]
+            continue
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=target.suite),
+            run_id=run, batch_identifier=result.batch_id)
+        detailed = _attempt(problems, f"fetch examples for {target.suite}",
+                            session.with_examples, definition, result, parameters)
+        if detailed is not None and detailed is not result:
+            result = detailed
+            _attempt(problems, f"store the results of {target.suite}", session.store,
+                     key, result)
+        outcomes[i] = [_outcome(r, target) for r in result.results]
+        keys.append(key)
+    if session.options.build_data_docs and keys:
+        return _attempt(problems, "build Data Docs", session.build_docs, keys)
+    return None
 
 
 def _attempt(problems: list[str], what: str, fn: Any, *args: Any) -> Any:

@@ -14,7 +14,9 @@ time (indexed, so a check never scans older batches):
 - ``table``: the table itself (its columns).
 
 Mart suites (``marts.<model>``) judge the built marts in the build schema, whatever its
-name: SQL checks name other marts unqualified and the gate sets the search path.
+name: SQL checks name other marts unqualified and the gate sets the search path. They
+hold the publish gate's business checks only; keys, not-null, relationships and accepted
+values of the marts are dbt's tests (one home for each rule, see expectations/README.md).
 
 Values known only at run time are suite parameters (``$PARAMETER``): the volume band from
 the load history, the freshness cut-off and the as-of date.
