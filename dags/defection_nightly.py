@@ -160,9 +160,10 @@ def defection_nightly():
     @task
     def dbt_base(data_interval_start=None, params=None) -> None:
         """Seeds, staging and intermediate models in one dbt build (dbt's log names any
-        failing model); the marts that people read are tasks of their own. The build
-        schema is kept from night to night (created if missing): dbt replaces or
-        incrementally updates its marts, and publish drops anything that is not a mart."""
+        failing model); the marts that people read are tasks of their own. A night whose
+        loads replaced a batch or brought an older day is built with --full-refresh
+        (dbt_builds.py). The build schema is created if missing; dbt replaces its marts,
+        and publish drops anything that is not a mart."""
         from defection_warehouse.dbt_runner import nightly_build
         from defection_warehouse.pipeline import ensure_build_schema
 

@@ -4,15 +4,13 @@ A small business (14 months, so the newest months have a year-earlier MRR) is ex
 loaded and built; one more day of ordinary business (and
 two contacts changing e-mail addresses, one billing customer changing e-mail address and
 another becoming delinquent) is loaded and built incrementally (the large
-staging tables only read that day's rows, the revenue models only recompute the
-customers it touched, the survey matching only the addresses it touched); every
-incremental table and every mart must then equal a `--full-refresh` build of the same
-raw data. Then the day is loaded again with part of its survey export gone (a rerun that
-replaces a batch): the incremental build must drop those responses, and again equal a
-full rebuild. Then a build three weeks later with no new data (only the as-of date
-moves), one with a different win-back window, one whose as-of date moves past
-subscriptions that ended since the previous build's as-of date, and one after a day's
-batches arrive late (after the next day's) must equal a full rebuild as well.
+staging tables only read that day's rows, the survey matching only the addresses it
+touched); every incremental table and every mart must then equal a `--full-refresh`
+build of the same raw data. Then the day is loaded again with part of its survey export
+gone (a rerun that replaces a batch): the incremental build must drop those responses,
+and again equal a full rebuild. Then a build three weeks later with no new data (only the
+as-of date moves) and one after a day's batches arrive late (after the next day's) must
+equal a full rebuild as well.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from defection_warehouse.billing_store import BillingStore
 from defection_warehouse.config import INTERMEDIATE_SCHEMA, STAGING_SCHEMA, Settings
 from defection_warehouse.contracts import SOURCES
 from defection_warehouse.db import table_checksum
-from defection_warehouse.dbt_runner import DBT_DIR, NIGHTLY_FLAGS, DbtError, run_dbt
+from defection_warehouse.dbt_runner import DBT_DIR, DbtError, nightly_build, run_dbt
 from defection_warehouse.pipeline import Endpoints, extract, load
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.next_day import add_day
@@ -40,15 +38,9 @@ pytestmark = pytest.mark.slow
 END = date(2026, 4, 30)
 NEXT = END + timedelta(days=1)
 KEY = "sk_test_incremental_only"
-CHANGE_TRACKED = {f"{STAGING_SCHEMA}.stg_billing__{e}"
+FULL_SNAPSHOTS = {f"{STAGING_SCHEMA}.stg_billing__{e}"
                   for e in ("customers", "subscriptions", "subscription_items")}
 
-
-# The log of changed customers differs by design: a full rebuild logs everyone.
-CHANGE_LOG = f"{INTERMEDIATE_SCHEMA}.int_revenue__changed_customers"
-# Sources landed in full every night keep, for an unchanged row, the batch that first
-# brought its content; a full rebuild takes the newest batch. Their content must match.
-LOAD_METADATA = ("batch_id", "logical_date", "loaded_at")
 
 
 def _incremental_models() -> list[str]:
@@ -60,13 +52,12 @@ def _incremental_models() -> list[str]:
 
 def _state(url: str, settings: Settings, models: list[str]) -> dict[str, object]:
     with psycopg.connect(url) as conn:
-        tables = [m for m in models if m != CHANGE_LOG] + [
+        tables = [*models] + [
             f"{settings.build_schema}.{t}" for (t,) in conn.execute(
                 "select table_name from information_schema.tables where table_schema = %s",
                 (settings.build_schema,))]
         # built_at tells the builds apart; every other column must be equal
-        return {t: table_checksum(conn, t, exclude=("_loaded_at", "built_at", *(
-                    LOAD_METADATA if t in CHANGE_TRACKED else ())))
+        return {t: table_checksum(conn, t, exclude=("_loaded_at", "built_at"))
                 for t in tables}
 
 
@@ -76,18 +67,11 @@ def _oids(url: str, models: list[str]) -> dict[str, int]:
                 for m in models}
 
 
-def _recomputed(url: str) -> tuple[set[str], int, int]:
-    """Customers the newest build logged as changed, and the monthly MRR rows it rewrote
-    out of all it holds."""
+def _last_build(url: str) -> tuple[bool, str | None]:
+    """Whether the newest nightly build was a full refresh, and why."""
     with psycopg.connect(url) as conn:
-        logged = {c for (c,) in conn.execute(
-            f"select customer_id from {CHANGE_LOG} where customer_id is not null "
-            f"and built_at = (select max(built_at) from {CHANGE_LOG})")}
-        rewritten, held = conn.execute(
-            "select count(*) filter (where built_at = (select max(built_at) from "
-            f"{INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly)), count(*) "
-            f"from {INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly").fetchone()
-    return logged, rewritten, held
+        return conn.execute("select full_refresh, reason from dw_meta.dbt_builds "
+                            "order by built_at desc limit 1").fetchone()
 
 
 def _change_contact_emails(crm: str, url: str, day: date) -> tuple[int, tuple[int, int]]:
@@ -128,14 +112,13 @@ def _change_billing_customers(store: Path) -> tuple[str, str]:
 def _customer_rows(url: str) -> dict[str, tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return {r[0]: r[1:] for r in conn.execute(
-            f"select customer_id, email_hash, is_delinquent, built_at "
+            f"select customer_id, email_hash, is_delinquent "
             f"from {STAGING_SCHEMA}.stg_billing__customers")}
 
 
-def _build(url: str, settings: Settings, day: date, *, full: bool = False,
-           **vars_: object) -> None:
-    run_dbt(["build", "--quiet", *NIGHTLY_FLAGS, *(["--full-refresh"] if full else [])], url,
-            schema=settings.build_schema, as_of=day, vars_=vars_ or None)
+def _build(url: str, settings: Settings, day: date, *, full: bool = False) -> None:
+    nightly_build(url, select=["--quiet"], schema=settings.build_schema, as_of=day,
+                  full_refresh=full)
 
 
 def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
@@ -148,9 +131,8 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         "landing_url": str(tmp_path / "landing"), "survey_inbox": str(sample / "survey_inbox")})
     models = _incremental_models()
     assert {f"{STAGING_SCHEMA}.stg_crm__activities", f"{STAGING_SCHEMA}.stg_billing__invoice_lines",
-            f"{STAGING_SCHEMA}.stg_survey__responses", *CHANGE_TRACKED,
-            f"{INTERMEDIATE_SCHEMA}.int_revenue__customer_mrr_monthly",
-            f"{INTERMEDIATE_SCHEMA}.int_defections"} <= set(models)
+            f"{STAGING_SCHEMA}.stg_survey__responses", *FULL_SNAPSHOTS,
+            f"{INTERMEDIATE_SCHEMA}.int_survey__responses_matched"} <= set(models)
 
     with BillingServer(sample / "billing.sqlite", KEY) as server:
         endpoints = Endpoints(warehouse_url, crm, server.url, KEY)
@@ -170,12 +152,12 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         customers_before = _customer_rows(warehouse_url)
         night(NEXT)
         _build(warehouse_url, settings, NEXT)
-        # every customer was landed again; only the two that changed were rewritten, with
-        # their new values
+        assert _last_build(warehouse_url) == (False, None)
+        # every customer was landed again; only the two that changed have new values
         customers_after = _customer_rows(warehouse_url)
-        rewritten_customers = {c for c, row in customers_after.items()
-                               if c in customers_before and row != customers_before[c]}
-        assert rewritten_customers == set(changed_customers)
+        changed_rows = {c for c, row in customers_after.items()
+                        if c in customers_before and row != customers_before[c]}
+        assert changed_rows == set(changed_customers)
         email_changed, flag_changed = changed_customers
         assert customers_after[email_changed][0] != customers_before[email_changed][0]
         assert customers_after[flag_changed][1] != customers_before[flag_changed][1]
@@ -190,19 +172,6 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         # incremental: rows merged into the same tables, not rebuilt
         assert _oids(warehouse_url, models) == first_oids
         incremental = _state(warehouse_url, settings, models)
-        # only the customers the day touched were recomputed (plus everyone's newest months)
-        logged, rewritten, held = _recomputed(warehouse_url)
-        assert "*" not in logged and 0 < len(logged) < 200
-        assert 0 < rewritten < held
-        # the rewritten newest months carry the customers' MRR a year earlier, from rows
-        # the night did not rewrite (the sample spans 14 months)
-        with psycopg.connect(warehouse_url) as conn:
-            year_on = conn.execute(
-                f"select count(*) from {settings.build_schema}.fct_customer_mrr_monthly "
-                "where mrr_12_months_earlier > 0 and built_at = "
-                f"(select max(built_at) from {settings.build_schema}.fct_customer_mrr_monthly)"
-            ).fetchone()[0]
-        assert year_on > 0
         _build(warehouse_url, settings, NEXT, full=True)
         assert _state(warehouse_url, settings, models) == incremental
 
@@ -216,8 +185,9 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
             csv.writer(f, lineterminator="\n").writerows([header, *kept])
         night(NEXT, force=True)
         _build(warehouse_url, settings, NEXT)
+        full, reason = _last_build(warehouse_url)
+        assert full and "loaded again" in reason, reason
         rerun = _state(warehouse_url, settings, models)
-        assert _recomputed(warehouse_url)[0] == {"*"}  # a replaced batch: recompute all
         _build(warehouse_url, settings, NEXT, full=True)
         assert _state(warehouse_url, settings, models) == rerun
 
@@ -226,30 +196,8 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         later = NEXT + timedelta(days=21)
         _build(warehouse_url, settings, later)
         aged = _state(warehouse_url, settings, models)
-        logged, _, _ = _recomputed(warehouse_url)
-        assert "*" not in logged and logged
         _build(warehouse_url, settings, later, full=True)
         assert _state(warehouse_url, settings, models) == aged
-
-        # A shorter win-back window (a var) changes defections without any new data:
-        # every customer is recomputed.
-        _build(warehouse_url, settings, later, winback_window_days=20)
-        assert _recomputed(warehouse_url)[0] == {"*"}
-        shorter = _state(warehouse_url, settings, models)
-        assert shorter != aged
-        _build(warehouse_url, settings, later, full=True, winback_window_days=20)
-        assert _state(warehouse_url, settings, models) == shorter
-
-        # Built as of two weeks before the newest data, then as of three weeks after it:
-        # subscriptions that ended in between (in the data all along) end only now, and
-        # their customers are recomputed through the as-of window of the change log.
-        _build(warehouse_url, settings, NEXT - timedelta(days=14), full=True)
-        _build(warehouse_url, settings, later)
-        logged, _, _ = _recomputed(warehouse_url)
-        assert "*" not in logged and logged
-        moved = _state(warehouse_url, settings, models)
-        _build(warehouse_url, settings, later, full=True)
-        assert _state(warehouse_url, settings, models) == moved
 
         # A day that arrives late: its batches are extracted on time, but loaded after
         # the next day's. The staging tables must keep the next day's versions of the
@@ -264,6 +212,8 @@ def test_incremental_build_equals_a_full_rebuild(tmp_path: Path, new_database,
         for source in SOURCES:
             load(source, d2, endpoints, settings)
         _build(warehouse_url, settings, d3)
+        full, reason = _last_build(warehouse_url)
+        assert full and "older than a day loaded before it" in reason, reason
         late = _state(warehouse_url, settings, models)
         _build(warehouse_url, settings, d3, full=True)
         assert _state(warehouse_url, settings, models) == late

@@ -1,19 +1,10 @@
 {#-
     Raw tables keep every version that was landed (one row per key and batch). Staging
-    keeps the newest: the latest change timestamp, then the latest batch. `where` limits
-    the keys considered (incremental staging passes the keys a night touched).
-    one_batch: the rows `where` selects all come from one batch, which holds a key once
-    (the contract's key is key and batch, and the raw quality gate checks it per batch),
-    so every row is its key's newest and the rows are not sorted to rank them.
+    keeps the newest, ranked by `order_by` (the latest change time, then the latest
+    batch). `where` limits the raw rows considered (incremental staging passes the rows
+    loaded since its last build).
 -#}
-{% macro latest_version(relation, key_columns, order_by, where=none, one_batch=false) %}
-    {%- if one_batch %}
-    select *
-    from {{ relation }}
-    {%- if where %}
-    where {{ where }}
-    {%- endif %}
-    {%- else %}
+{% macro latest_version(relation, key_columns, order_by, where=none) %}
     select *
     from (
         select
@@ -28,5 +19,4 @@
         {%- endif %}
     ) as versions
     where _version_rank = 1
-    {%- endif %}
 {% endmacro %}

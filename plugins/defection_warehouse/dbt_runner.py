@@ -7,6 +7,7 @@ or WAREHOUSE_URL) and no credentials are written to disk.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 from defection_warehouse.config import PROJECT_ROOT
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
+
+log = logging.getLogger(__name__)
 
 # Nightly builds leave out dbt's unit tests: they check model logic on fixed inputs, not
 # the night's data, so they run in CI (tests/test_quality_gate.py), as dbt recommends,
@@ -109,6 +112,23 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
 def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
                   schema: str | None = None, as_of: date | None = None,
                   full_refresh: bool = False) -> object:
-    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments)."""
-    args = ["build", *select, *(["--full-refresh"] if full_refresh else []), *NIGHTLY_FLAGS]
-    return run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
+    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments).
+
+    It is a full refresh when asked for, or when the loads since the previous nightly
+    build require one (dbt_builds.full_refresh_reason: a rerun, backfill or late day);
+    a build that succeeds is recorded in dw_meta.dbt_builds."""
+    import psycopg
+
+    from defection_warehouse.dbt_builds import full_refresh_reason, newest_load, record_build
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        reason = "asked for" if full_refresh else full_refresh_reason(conn)
+        loaded_through = newest_load(conn)
+    if reason:
+        log.info("dbt build with --full-refresh: %s", reason)
+    args = ["build", *select, *(["--full-refresh"] if reason else []), *NIGHTLY_FLAGS]
+    result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        record_build(conn, as_of=as_of, loaded_through=loaded_through,
+                     full_refresh=bool(reason), reason=reason)
+    return result

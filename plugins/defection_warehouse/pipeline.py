@@ -118,7 +118,7 @@ def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str,
 
 def ensure_build_schema(warehouse_url: str, settings: Settings) -> None:
     """Run before every dbt build: create the build schema if it is missing. What it holds
-    is kept (incremental marts keep their state; dbt replaces the other marts), and the
+    is kept (dbt replaces each mart), and the
     mark of the publish that swapped it out is cleared so the new build can be published.
     Relations that are not marts of the build are dropped by publish, not here."""
     from defection_warehouse.publish import ensure_build_schema as ensure

@@ -1,8 +1,8 @@
 """Write-audit-publish: a blue/green swap of the build schema and the published schema.
 
-dbt builds the marts into the build schema, which persists from night to night (an
-incremental mart keeps its state there). Once the quality gate has passed, `publish` makes
-that build the published schema in one transaction:
+dbt builds the marts into the build schema, a work area that persists from night to
+night. Once the quality gate has passed, `publish` makes that build the published schema
+in one transaction:
 
 * **Checks** (nothing changed yet): every expected mart is a table of the build schema.
   The expected marts are `tables`, by default the models dbt builds into the build schema
@@ -26,7 +26,7 @@ that build the published schema in one transaction:
   no data is copied, so the swap takes milliseconds. The first publish, when there is no
   published schema yet, renames the build schema and creates an empty build schema.
   Afterwards the build schema holds the previous published generation, which the next
-  dbt build replaces or, for incremental marts, updates. A relation of the published
+  dbt build replaces. A relation of the published
   schema that is neither a mart of this build nor owned by publish leaves the published
   schema with that generation and is dropped as a leftover by the next publish.
 * **Grants**: privileges belong to the schema and follow it through a rename, so they
@@ -272,7 +272,7 @@ def _check_rebuilt(conn: psycopg.Connection, build_schema: str) -> None:
 
 def ensure_build_schema(warehouse_url: str, build_schema: str) -> None:
     """Prepare the build schema for a dbt build: create it when missing, keep what it holds
-    (dbt replaces each mart, or updates an incremental one, in place) and clear the mark of
+    (dbt replaces each mart in place) and clear the mark of
     the publish that swapped it out, so that the new build can be published."""
     with connect(warehouse_url, connect_timeout=10) as conn:
         found = _schema(conn, build_schema)

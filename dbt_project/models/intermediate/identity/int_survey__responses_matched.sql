@@ -4,8 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
     indexes=[{'columns': ['response_id'], 'unique': True}, {'columns': ['built_at']},
-             {'columns': ['contact_id']}],
-    pre_hook="{{ reset_if_source_rebuilt(ref('stg_survey__responses')) }}"
+             {'columns': ['contact_id']}]
 ) }}
 
 -- Survey responses matched to a CRM contact (and so to an account) by e-mail address.
@@ -13,8 +12,8 @@
 -- A night matches again only the responses whose match can have changed: responses
 -- written to staging since this table's last build, responses of a survey loaded since,
 -- and every response with the e-mail of a contact changed since (its new e-mail, and the
--- e-mail of the responses it matched before). When the staging responses were rebuilt
--- (a survey day loaded again), the pre-hook empties the table and everything is matched.
+-- e-mail of the responses it matched before). A night that loaded a survey day again is
+-- built with --full-refresh (dbt_builds.py), which matches everything.
 with
 
 -- not materialized: each use below reads only the rows it needs (through the built_at

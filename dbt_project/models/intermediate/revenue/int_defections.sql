@@ -1,6 +1,3 @@
--- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['defection_id']) }}
-
 -- One row per defection: the end of a customer's paid spell on or before the as-of date.
 -- The defection date is the day the last paid subscription ended (the period end for a
 -- cancel-at-period-end), not the day cancel was pressed; both are kept.
@@ -50,7 +47,7 @@ ended_spells as (
         (spell_ended_at at time zone 'utc')::date as defection_date,
         next_spell_started_at
     from spells
-    where spell_ended_at is not null and {{ is_recomputed('customer_id') }}
+    where spell_ended_at is not null
 ),
 
 -- the subscriptions that ended the relationship: those of the spell ending that day
@@ -152,8 +149,7 @@ final as (
             ended_spells.next_spell_started_at <= ended_spells.defected_at
             + make_interval(days => {{ var('winback_window_days') }}),
             false
-        ) as is_won_back,
-        {{ build_stamp() }} as built_at
+        ) as is_won_back
     from ended_spells
     left join customers
         on ended_spells.customer_id = customers.customer_id

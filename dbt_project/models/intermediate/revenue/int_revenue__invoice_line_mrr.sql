@@ -1,6 +1,3 @@
--- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['invoice_line_id']) }}
-
 -- Recurring invoice lines with their amount net of discounts normalised to a year and to
 -- one month, converted from the invoice's currency to the reporting currency at the rate
 -- of the month the line's service period starts (seed fx_rates_monthly). This is the one
@@ -70,7 +67,6 @@ recurring as (
         not coalesce(lines.is_proration, false)
         and lines.recurring_interval is not null
         and coalesce(invoices.invoice_status, '') <> 'void'
-        and {{ is_recomputed('invoices.customer_id') }}
 ),
 
 -- minor units of the reporting currency per minor unit of the billed currency; 1 for a
@@ -124,8 +120,7 @@ final as (
                              'coalesce(recurring_interval_count, 1)') }} * fx_rate
             as annualised_amount,
         {{ annualised_amount('net_amount', 'recurring_interval',
-                             'coalesce(recurring_interval_count, 1)') }} * fx_rate / 12 as mrr,
-        {{ build_stamp() }} as built_at
+                             'coalesce(recurring_interval_count, 1)') }} * fx_rate / 12 as mrr
     from converted
 )
 

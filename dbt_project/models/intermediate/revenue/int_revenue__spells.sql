@@ -1,13 +1,9 @@
--- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['customer_id', 'spell_number']) }}
-
 -- One row per customer and paid spell: an unbroken stretch with at least one paid
 -- subscription running. A spell that ended by the as-of date is a defection.
 with
 
 subscriptions as (
     select * from {{ ref('int_revenue__subscriptions') }}
-    where {{ is_recomputed('customer_id') }}
 ),
 
 spells as (
@@ -31,8 +27,7 @@ final as (
         subscription_count,
         lead(spell_started_at) over (
             partition by customer_id order by spell_number
-        ) as next_spell_started_at,
-        {{ build_stamp() }} as built_at
+        ) as next_spell_started_at
     from spells
 )
 

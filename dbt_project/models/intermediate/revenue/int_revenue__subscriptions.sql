@@ -1,6 +1,3 @@
--- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['subscription_id']) }}
-
 -- Paid subscriptions (trials and incomplete sign-ups never start a paid relationship) as
 -- of the as-of date, each assigned to its customer's spell: the merged, overlapping or
 -- touching time ranges [started_at, ended_at) of one customer's subscriptions.
@@ -36,7 +33,6 @@ paid as (
         subscriptions.subscription_status not in ('trialing', 'incomplete', 'incomplete_expired')
         and subscriptions.started_at < as_of.as_of_end_at
         and (subscriptions.ended_at is null or subscriptions.ended_at > subscriptions.started_at)
-        and {{ is_recomputed('subscriptions.customer_id') }}
 ),
 
 ordered as (
@@ -77,8 +73,7 @@ final as (
         is_cancel_at_period_end,
         cancellation_reason,
         cancellation_feedback,
-        cancellation_comment,
-        {{ build_stamp() }} as built_at
+        cancellation_comment
     from flagged
 )
 

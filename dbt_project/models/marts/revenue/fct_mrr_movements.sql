@@ -1,40 +1,22 @@
--- depends_on: {{ ref('int_revenue__changed_customers') }}
-{{ customer_incremental_config(['customer_id', 'month'], 'month') }}
-
 -- One row per customer and month in which the customer's MRR changed (or started).
 -- Movements are computed on the customer's total, after rolling subscriptions up, so
 -- cancelling one of two subscriptions is a contraction, not a churn.
 with
 
-monthly as not materialized (
+monthly as (
     select * from {{ ref('fct_customer_mrr_monthly') }}
-),
-
--- the months this build recomputes, and the month before each (its previous MRR): every
--- month of the customers logged as changed (found by the customer_id index), and the
--- newest months of everyone else (from scratch, the second part is empty)
-scoped as (
-    select *
-    from monthly
-    where {{ is_recomputed('monthly.customer_id', indexed=true) }}
-    union all
-    select *
-    from monthly
-    where
-        not {{ is_recomputed('monthly.customer_id') }}
-        and {{ month_is_recomputed('monthly.month', months_later=1) }}
 ),
 
 with_history as (
     select
-        scoped.customer_id,
-        scoped.crm_account_id,
-        scoped.month,
-        scoped.mrr,
-        scoped.is_first_paying_month,
-        coalesce(lag(scoped.mrr) over customer_months, 0) as previous_mrr
-    from scoped
-    window customer_months as (partition by scoped.customer_id order by scoped.month)
+        monthly.customer_id,
+        monthly.crm_account_id,
+        monthly.month,
+        monthly.mrr,
+        monthly.is_first_paying_month,
+        coalesce(lag(monthly.mrr) over customer_months, 0) as previous_mrr
+    from monthly
+    window customer_months as (partition by monthly.customer_id order by monthly.month)
 ),
 
 categorised as (
@@ -60,12 +42,9 @@ final as (
         movement_category::text as movement_category,
         previous_mrr::bigint as previous_mrr,
         mrr::bigint as current_mrr,
-        (mrr - previous_mrr)::bigint as mrr_delta,
-        {{ build_stamp() }} as built_at
+        (mrr - previous_mrr)::bigint as mrr_delta
     from categorised
-    where
-        movement_category is not null
-        and {{ is_recomputed('customer_id', 'month') }}
+    where movement_category is not null
 )
 
 select * from final

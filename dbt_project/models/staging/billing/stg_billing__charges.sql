@@ -1,5 +1,5 @@
 {{ incremental_staging_config(
-    ['charge_id'], 'billing', extra_indexes=[{'columns': ['invoice_id']}]
+    ['charge_id'], extra_indexes=[{'columns': ['invoice_id']}]
 ) }}
 
 with

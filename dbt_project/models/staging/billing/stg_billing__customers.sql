@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['customer_id'], 'billing') }}
+{{ incremental_staging_config(['customer_id']) }}
 
 with
 
@@ -6,8 +6,7 @@ source as (
     {{ incremental_latest_version(
         source('billing', 'customers'),
         ['customer_id'],
-        '_logical_date desc',
-        full_snapshot=true
+        '_logical_date desc'
     ) }}
 ),
 
@@ -24,10 +23,6 @@ final as (
         _loaded_at as loaded_at,
         {{ build_stamp() }} as built_at
     from source
-),
-
-changed as (
-    {{ only_changed_rows('final', ['customer_id']) }}
 )
 
-select * from changed
+select * from final

@@ -3,7 +3,7 @@
 -- subscription and proration flag are under parent.subscription_item_details
 -- (parent_subscription_id, parent_proration), the price id under pricing.price_details
 -- (pricing_price_id), and the interval comes from the price (stg_billing__prices).
-{{ incremental_staging_config(['invoice_line_id'], 'billing') }}
+{{ incremental_staging_config(['invoice_line_id']) }}
 
 with
 

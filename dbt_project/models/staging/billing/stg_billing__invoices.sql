@@ -2,7 +2,7 @@
 -- subscription at the top (subscription_id), from basil on under parent.subscription_details
 -- (parent_subscription_id).
 {{ incremental_staging_config(
-    ['invoice_id'], 'billing', extra_indexes=[{'columns': ['subscription_id']}]
+    ['invoice_id'], extra_indexes=[{'columns': ['subscription_id']}]
 ) }}
 
 with

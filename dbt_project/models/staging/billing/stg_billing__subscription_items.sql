@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['subscription_item_id'], 'billing') }}
+{{ incremental_staging_config(['subscription_item_id']) }}
 
 with
 
@@ -26,10 +26,6 @@ final as (
         _loaded_at as loaded_at,
         {{ build_stamp() }} as built_at
     from source
-),
-
-changed as (
-    {{ only_changed_rows('final', ['subscription_item_id']) }}
 )
 
-select * from changed
+select * from final

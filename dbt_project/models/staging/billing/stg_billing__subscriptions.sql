@@ -2,7 +2,7 @@
 -- the subscription's items (item_current_period_*: the first item's, which every item of
 -- a subscription billed on one cycle shares), and from 2025-09-30.clover on a discount
 -- names its coupon under source (discount_source_*).
-{{ incremental_staging_config(['subscription_id'], 'billing') }}
+{{ incremental_staging_config(['subscription_id']) }}
 
 with
 
@@ -41,10 +41,6 @@ final as (
         _loaded_at as loaded_at,
         {{ build_stamp() }} as built_at
     from source
-),
-
-changed as (
-    {{ only_changed_rows('final', ['subscription_id']) }}
 )
 
-select * from changed
+select * from final

@@ -3,7 +3,7 @@
 -- an index-only scan instead of a heap page read per account (0.12 ms to 0.005 ms per
 -- lookup under EXPLAIN ANALYZE at 100,000 customers)
 {{ incremental_staging_config(
-    ['activity_id'], 'crm',
+    ['activity_id'],
     extra_indexes=[{'columns': ['account_id', 'occurred_at', 'is_deleted']}]
 ) }}
 

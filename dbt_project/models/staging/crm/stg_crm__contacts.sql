@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['contact_id'], 'crm') }}
+{{ incremental_staging_config(['contact_id']) }}
 
 with
 

@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['ticket_id'], 'crm') }}
+{{ incremental_staging_config(['ticket_id']) }}
 
 with
 

@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['account_id', 'snapshot_date'], 'crm') }}
+{{ incremental_staging_config(['account_id', 'snapshot_date']) }}
 
 with
 

@@ -1,4 +1,4 @@
-{{ incremental_staging_config(['response_id'], 'survey') }}
+{{ incremental_staging_config(['response_id']) }}
 
 with
 
