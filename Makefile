@@ -39,14 +39,14 @@ format: $(STAMP)
 	@$(BIN)/ruff check --fix plugins dags tests bench
 
 contracts-doc: $(STAMP)
-	@$(BIN)/python -m defection_warehouse.contracts > docs/source_contracts.md
-	@$(BIN)/python -m defection_warehouse.contracts --dbt-sources
+	@$(BIN)/python -m defection_warehouse.sources.contracts > docs/source_contracts.md
+	@$(BIN)/python -m defection_warehouse.sources.contracts --dbt-sources
 
 dbt-manifest: $(STAMP)
 	@$(BIN)/python -m defection_warehouse dbt parse --quiet
 
 gx-suites: $(STAMP)
-	@$(BIN)/python -m defection_warehouse.quality_gate write-suites
+	@$(BIN)/python -m defection_warehouse.quality.gate write-suites
 
 roles: $(STAMP)
 	@$(BIN)/python -m defection_warehouse setup-roles

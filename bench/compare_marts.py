@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from defection_warehouse.config import Settings
-from defection_warehouse.publish import published_checksums
+from defection_warehouse.publish.swap import published_checksums
 
 
 def snapshot(warehouse_url: str, schema: str) -> dict[str, list]:

@@ -30,19 +30,19 @@ from psycopg import sql
 
 from defection_warehouse.cli import say, warehouse_url
 from defection_warehouse.config import PROJECT_ROOT, Settings
-from defection_warehouse.contracts import SOURCES, entities_for
 from defection_warehouse.db import connect, qualified, with_database
 from defection_warehouse.embedded import ensure_database
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.load.raw_loader import RawLoader
+from defection_warehouse.sources.contracts import SOURCES, entities_for
+from defection_warehouse.sources.landing import LandingZone
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 
 LOAD_CHILD = """
 import json, resource, sys, time
 from datetime import date
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.sources.landing import LandingZone
+from defection_warehouse.load.raw_loader import RawLoader
 url, landing, day = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3])
 loader = RawLoader(url, LandingZone(landing), progress=lambda m: None)
 t0 = time.perf_counter()
@@ -96,10 +96,10 @@ def prepare_sample(server: str, out: Path, customers: int, months: int, end: dat
 
 
 def extract_all(server: str, sample: Path, landing: Path, customers: int, day: date) -> None:
-    from defection_warehouse.billing_server import BillingServer
-    from defection_warehouse.extract.billing import extract_billing
-    from defection_warehouse.extract.crm import extract_crm
-    from defection_warehouse.extract.survey import extract_survey
+    from defection_warehouse.sample.billing_server import BillingServer
+    from defection_warehouse.sources.billing import extract_billing
+    from defection_warehouse.sources.crm import extract_crm
+    from defection_warehouse.sources.survey import extract_survey
 
     zone = LandingZone(str(landing))
     if all(zone.batch(s, day).exists() for s in SOURCES):
@@ -233,7 +233,7 @@ def settle(url: str, limit_seconds: float = 120) -> None:
 
 
 def run_timed_dbt(url: str, day: date, *, full_refresh: bool) -> float:
-    from defection_warehouse.dbt_runner import nightly_build
+    from defection_warehouse.transform.dbt_runner import nightly_build
 
     settle(url)
     t0 = time.perf_counter()
@@ -311,8 +311,8 @@ def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
     """The whole night for the sample's last day, as the DAG runs it (pipeline.run_night):
     extract from the sources into a fresh landing zone, load, raw gate, dbt build, build
     gate, publish. gx_seconds is the two gates' share of it."""
-    from defection_warehouse.billing_server import BillingServer
     from defection_warehouse.pipeline import Endpoints, run_night
+    from defection_warehouse.sample.billing_server import BillingServer
 
     base = Settings.from_env().data_dir / "bench" / f"c{customers}"
     url = fresh_database(server, "dw_bench_pipeline")
@@ -339,10 +339,10 @@ def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
 
 
 def _extract_day(crm_url: str, sample: Path, landing: Path, day: date) -> None:
-    from defection_warehouse.billing_server import BillingServer
-    from defection_warehouse.extract.billing import extract_billing
-    from defection_warehouse.extract.crm import extract_crm
-    from defection_warehouse.extract.survey import extract_survey
+    from defection_warehouse.sample.billing_server import BillingServer
+    from defection_warehouse.sources.billing import extract_billing
+    from defection_warehouse.sources.crm import extract_crm
+    from defection_warehouse.sources.survey import extract_survey
 
     zone = LandingZone(str(landing))
     extract_crm(zone, day, crm_url, progress=lambda m: None)

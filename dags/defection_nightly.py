@@ -39,9 +39,18 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from defection_warehouse.config import Settings
-from defection_warehouse.contracts import SOURCES
-from defection_warehouse.dbt_airflow import DBT_DIR, WarehouseProfileMapping, manifest_path
-from defection_warehouse.dbt_runner import AS_OF_ENV, NIGHTLY_FLAGS, PROFILE_NAME, TARGET_NAME
+from defection_warehouse.sources.contracts import SOURCES
+from defection_warehouse.transform.cosmos_config import (
+    DBT_DIR,
+    WarehouseProfileMapping,
+    manifest_path,
+)
+from defection_warehouse.transform.dbt_runner import (
+    AS_OF_ENV,
+    NIGHTLY_FLAGS,
+    PROFILE_NAME,
+    TARGET_NAME,
+)
 
 
 def _notify_failure(context) -> None:
@@ -82,8 +91,8 @@ def _endpoints(sources=()):
     of the connected `sources`."""
     from airflow.sdk import Connection
 
-    from defection_warehouse.extract.billing import api_settings_from_connection
     from defection_warehouse.pipeline import Endpoints
+    from defection_warehouse.sources.billing import api_settings_from_connection
 
     url, key = api_settings_from_connection(Connection.get("billing_api"))
     return Endpoints(
@@ -164,8 +173,8 @@ def defection_nightly():
         loads replaced a batch or brought an older day is built with --full-refresh
         (dbt_builds.py). The build schema is created if missing; dbt replaces its marts,
         and publish drops anything that is not a mart."""
-        from defection_warehouse.dbt_runner import nightly_build
         from defection_warehouse.pipeline import ensure_build_schema
+        from defection_warehouse.transform.dbt_runner import nightly_build
 
         settings = Settings.from_env()
         url = _endpoints().warehouse_url

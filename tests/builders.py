@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.contracts import SOURCES
-from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.extract.billing import extract_billing
-from defection_warehouse.extract.crm import extract_crm
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.load.raw_loader import RawLoader
 from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sources.billing import extract_billing
+from defection_warehouse.sources.contracts import SOURCES
+from defection_warehouse.sources.crm import extract_crm
+from defection_warehouse.sources.landing import LandingZone
+from defection_warehouse.sources.survey import extract_survey
+from defection_warehouse.transform.dbt_runner import run_dbt
 
 
 def build_sample_warehouse(root: Path, crm_url: str, warehouse_url: str,

@@ -40,7 +40,7 @@ os.environ.update({
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """The DAG renders its dbt tasks from the manifest; parse once per session (no DB)."""
-    from defection_warehouse.dbt_runner import DBT_DIR, run_dbt
+    from defection_warehouse.transform.dbt_runner import DBT_DIR, run_dbt
 
     run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
     return DBT_DIR / "target" / "manifest.json"

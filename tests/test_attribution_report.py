@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from defection_warehouse.attribution_report import (
+from defection_warehouse.sample.attribution_report import (
     AttributedDefection,
     CauseWeight,
     evaluate,

@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse.billing_server import BillingServer
 from defection_warehouse.config import STAGING_SCHEMA, Settings
-from defection_warehouse.contracts import BILLING_API_VERSION, CLOVER_API_VERSION, SOURCES
 from defection_warehouse.pipeline import Endpoints, extract, load, transform
 from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sources.contracts import BILLING_API_VERSION, CLOVER_API_VERSION, SOURCES
 
 pytestmark = pytest.mark.slow
 

@@ -18,23 +18,23 @@ from typing import Any
 import pytest
 import requests
 
-from defection_warehouse import billing_server
-from defection_warehouse.billing_server import BillingServer, Faults, main
-from defection_warehouse.billing_store import BillingStore
-from defection_warehouse.contracts import (
-    BILLING_API_VERSION,
-    BILLING_ENTITIES,
-    BILLING_SHAPES,
-    CLOVER_API_VERSION,
-)
-from defection_warehouse.extract.billing import (
+from defection_warehouse.sample import billing_server
+from defection_warehouse.sample.billing_server import BillingServer, Faults, main
+from defection_warehouse.sample.billing_store import BillingStore
+from defection_warehouse.sources.billing import (
     BillingApiError,
     api_settings_from_connection,
     extract_billing,
     parse_path,
     resolve,
 )
-from defection_warehouse.landing import LandingZone
+from defection_warehouse.sources.contracts import (
+    BILLING_API_VERSION,
+    BILLING_ENTITIES,
+    BILLING_SHAPES,
+    CLOVER_API_VERSION,
+)
+from defection_warehouse.sources.landing import LandingZone
 
 KEY = "sk_test_local_4f9a1c"
 FAST = {"backoff_seconds": 0.001, "max_backoff_seconds": 0.01, "timeout_seconds": 5}
@@ -739,7 +739,7 @@ def test_cli_serves_until_sigterm(store_path: Path) -> None:
     plugins = str(Path(__file__).resolve().parents[1] / "plugins")
     env = {**os.environ, "BILLING_API_KEY": KEY, "PYTHONPATH": plugins}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "defection_warehouse.billing_server", "--store",
+        [sys.executable, "-m", "defection_warehouse.sample.billing_server", "--store",
          str(store_path), "--port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from defection_warehouse.contracts import (
+from defection_warehouse.sources.contracts import (
     ENTITIES,
     LOAD_COLUMNS,
     SOURCES,

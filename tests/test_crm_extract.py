@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse.contracts import CRM_ENTITIES
 from defection_warehouse.db import with_database
-from defection_warehouse.extract.crm import extract_crm
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.load.raw_loader import RawLoader
+from defection_warehouse.sources.contracts import CRM_ENTITIES
+from defection_warehouse.sources.crm import extract_crm
+from defection_warehouse.sources.landing import LandingZone
 
 D1 = date(2026, 5, 10)
 D2 = D1 + timedelta(days=1)

@@ -20,14 +20,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.quality_gate import (
+from defection_warehouse.quality.gate import (
     EXPECTATIONS_DIR,
     GateOptions,
     QualityGateFailed,
     validate_build,
 )
 from defection_warehouse.sample import SampleParams, catalog
+from defection_warehouse.transform.dbt_runner import run_dbt
 from tests.builders import build_sample_warehouse
 
 END = date(2026, 3, 31)

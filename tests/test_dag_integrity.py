@@ -70,7 +70,7 @@ def test_every_mart_is_a_task_of_its_own(dagbag, dbt_manifest) -> None:
 def test_every_dbt_task_builds_as_of_the_runs_date(dagbag) -> None:
     """The marts describe the run's logical date, passed the way run_dbt passes it (an
     environment variable), so every per-mart task agrees with dbt_base."""
-    from defection_warehouse.dbt_runner import AS_OF_ENV
+    from defection_warehouse.transform.dbt_runner import AS_OF_ENV
 
     dag = dagbag.dags["defection_nightly"]
     dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
@@ -98,7 +98,7 @@ def _toposort(dag):
 
 def test_dag_files_do_no_work_at_import_time() -> None:
     """Top-level code may only import, define and call the @dag factory."""
-    heavy = {"psycopg", "defection_warehouse.pipeline", "defection_warehouse.raw_loader",
+    heavy = {"psycopg", "defection_warehouse.pipeline", "defection_warehouse.load.raw_loader",
              "requests"}
     for path in DAGS.glob("*.py"):
         tree = ast.parse(path.read_text())

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from defection_warehouse.config import Settings
-from defection_warehouse.dbt_runner import (
+from defection_warehouse.transform.dbt_runner import (
     DBT_DIR,
     PROFILE_NAME,
     TARGET_NAME,

@@ -20,10 +20,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.csv_records import records
 from defection_warehouse.pipeline import StepFailed
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.next_day import add_day
+from defection_warehouse.sources.csv_records import records
 from tests.test_quality_faults import World, _settings
 
 pytestmark = pytest.mark.slow

@@ -23,15 +23,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.billing_store import BillingStore
 from defection_warehouse.config import INTERMEDIATE_SCHEMA, STAGING_SCHEMA, Settings
-from defection_warehouse.contracts import SOURCES
 from defection_warehouse.db import table_checksum
-from defection_warehouse.dbt_runner import DBT_DIR, DbtError, nightly_build, run_dbt
 from defection_warehouse.pipeline import Endpoints, extract, load
 from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sample.billing_store import BillingStore
 from defection_warehouse.sample.next_day import add_day
+from defection_warehouse.sources.contracts import SOURCES
+from defection_warehouse.transform.dbt_runner import DBT_DIR, DbtError, nightly_build, run_dbt
 
 pytestmark = pytest.mark.slow
 

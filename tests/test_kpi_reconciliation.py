@@ -38,14 +38,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.extract.billing import extract_billing
-from defection_warehouse.extract.crm import extract_crm
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.load.raw_loader import RawLoader
 from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sources.billing import extract_billing
+from defection_warehouse.sources.crm import extract_crm
+from defection_warehouse.sources.landing import LandingZone
+from defection_warehouse.sources.survey import extract_survey
+from defection_warehouse.transform.dbt_runner import run_dbt
 
 END = date(2026, 3, 31)
 FX_SEED = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "fx_rates_monthly.csv"

@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingError, LandingZone
-from defection_warehouse.quality_gate import _Batch, _Target, _volume_parameters
-from defection_warehouse.quality_suites import VolumeBand
-from defection_warehouse.raw_loader import LoadError, QuarantineThresholdExceeded, RawLoader
+from defection_warehouse.load.raw_loader import LoadError, QuarantineThresholdExceeded, RawLoader
+from defection_warehouse.quality.gate import _Batch, _Target, _volume_parameters
+from defection_warehouse.quality.suites import VolumeBand
+from defection_warehouse.sources.landing import LandingError, LandingZone
+from defection_warehouse.sources.survey import extract_survey
 
 DAY = date(2026, 5, 2)
 HEADER = "response_id,survey_id,respondent_email,submitted_at,score,comment"
@@ -204,7 +204,7 @@ def test_the_volume_note_tells_too_little_history_from_empty_batches() -> None:
     def note(rows: list[int]) -> str | None:
         history = [_Batch(date(2026, 5, i + 1), n, False) for i, n in enumerate(rows)]
         target = _Target(suite="s", schema="raw_crm", table="t", batch="b")
-        from defection_warehouse.contracts import entity
+        from defection_warehouse.sources.contracts import entity
 
         return _volume_parameters(entity("crm", "tickets"), VolumeBand(min_history=3),
                                   history, target)

@@ -18,12 +18,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.billing_store import BillingStore
-from defection_warehouse.contracts import ENTITIES
 from defection_warehouse.db import table_checksum
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.publish import published_checksums
+from defection_warehouse.publish.swap import published_checksums
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sample.billing_store import BillingStore
+from defection_warehouse.sources.contracts import ENTITIES
+from defection_warehouse.sources.landing import LandingZone
 from tests.builders import small_sample
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from datetime import date
 import psycopg
 import pytest
 
-from defection_warehouse.publish import (
+from defection_warehouse.publish.swap import (
     PublishError,
     PublishResult,
     dbt_marts,

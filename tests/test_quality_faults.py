@@ -23,11 +23,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse.billing_server import BillingServer
 from defection_warehouse.config import Settings
 from defection_warehouse.pipeline import STEPS, Endpoints, StepFailed, run_night
-from defection_warehouse.publish import published_checksums
+from defection_warehouse.publish.swap import published_checksums
 from defection_warehouse.sample import SampleParams, generate
+from defection_warehouse.sample.billing_server import BillingServer
 from defection_warehouse.sample.next_day import add_day
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.contracts import ENTITIES
-from defection_warehouse.dbt_runner import run_dbt
-from defection_warehouse.quality_gate import (
+from defection_warehouse.quality.gate import (
     EXPECTATIONS_DIR,
     GateOptions,
     GateReport,
@@ -28,6 +26,8 @@ from defection_warehouse.quality_gate import (
     validate_raw,
 )
 from defection_warehouse.sample import SampleParams
+from defection_warehouse.sources.contracts import ENTITIES
+from defection_warehouse.transform.dbt_runner import run_dbt
 from tests.builders import build_sample_warehouse
 
 END = date(2026, 3, 31)
@@ -100,7 +100,7 @@ def _one_failure(report: GateReport, suite: str, expectation: str) -> str:
 
 # ------------------------------------------------------------------------ clean data
 def test_suites_match_their_definitions() -> None:
-    assert stale_suites() == [], "run `python -m defection_warehouse.quality_gate write-suites`"
+    assert stale_suites() == [], "run `python -m defection_warehouse.quality.gate write-suites`"
 
 
 def test_clean_load_and_build_pass_and_are_recorded(db: str, project: Path) -> None:

@@ -14,14 +14,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.contracts import entity
 from defection_warehouse.db import table_checksum
-from defection_warehouse.landing import LandingError, LandingZone
-from defection_warehouse.raw_loader import (
+from defection_warehouse.load.raw_loader import (
     LoadError,
     QuarantineThresholdExceeded,
     RawLoader,
 )
+from defection_warehouse.sources.contracts import entity
+from defection_warehouse.sources.landing import LandingError, LandingZone
 
 DAY = date(2026, 3, 1)
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -210,8 +210,8 @@ def _rewrite_manifest(path: Path) -> None:
 KILL_SCRIPT = """
 import sys
 from datetime import date
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.sources.landing import LandingZone
+from defection_warehouse.load.raw_loader import RawLoader
 RawLoader(sys.argv[1], LandingZone(sys.argv[2])).load("crm", date.fromisoformat(sys.argv[3]))
 """
 

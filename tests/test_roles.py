@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse import roles
-from defection_warehouse.publish import ensure_build_schema, publish
+from defection_warehouse.publish import roles
+from defection_warehouse.publish.swap import ensure_build_schema, publish
 
 BUILD, PUB = "analytics_build", "analytics"
 # One table per schema, created by the admin before the roles exist.

@@ -23,9 +23,11 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from defection_warehouse.billing_server import Shape, present
-from defection_warehouse.billing_store import OBJECT_TYPES, BillingStore
-from defection_warehouse.contracts import (
+from defection_warehouse.sample import SampleParams, catalog, generate
+from defection_warehouse.sample.__main__ import main as sample_cli
+from defection_warehouse.sample.billing_server import Shape, present
+from defection_warehouse.sample.billing_store import OBJECT_TYPES, BillingStore
+from defection_warehouse.sources.contracts import (
     BASIL_API_VERSION,
     BILLING_API_VERSION,
     BILLING_ENTITIES,
@@ -35,8 +37,6 @@ from defection_warehouse.contracts import (
     EXIT_REASON_OPTIONS,
     SURVEY_ENTITIES,
 )
-from defection_warehouse.sample import SampleParams, catalog, generate
-from defection_warehouse.sample.__main__ import main as sample_cli
 
 END = date(2026, 10, 31)
 END_TS = int(datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC).timestamp())

@@ -19,11 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.billing_server import BillingServer
-from defection_warehouse.billing_store import BillingStore
 from defection_warehouse.config import ALL_SOURCES, Settings, parse_sources
-from defection_warehouse.contracts import CRM_ENTITIES
 from defection_warehouse.pipeline import Endpoints, run_night
+from defection_warehouse.sample.billing_server import BillingServer
+from defection_warehouse.sample.billing_store import BillingStore
+from defection_warehouse.sources.contracts import CRM_ENTITIES
 from tests.builders import small_sample
 
 END = date(2026, 6, 30)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from defection_warehouse.contracts import SURVEY_ENTITIES
-from defection_warehouse.extract import survey
-from defection_warehouse.extract.survey import extract_survey
-from defection_warehouse.landing import LandingZone
+from defection_warehouse.sources import survey
+from defection_warehouse.sources.contracts import SURVEY_ENTITIES
+from defection_warehouse.sources.landing import LandingZone
+from defection_warehouse.sources.survey import extract_survey
 
 HEADER = "response_id,survey_id,respondent_email,submitted_at,score,comment\n"
 
@@ -52,7 +52,7 @@ def test_inbox_files_are_landed_once_by_export_date(tmp_path: Path) -> None:
 
 def test_a_day_without_exports_commits_an_empty_batch_that_loads(
         tmp_path: Path, warehouse_url: str) -> None:
-    from defection_warehouse.raw_loader import RawLoader
+    from defection_warehouse.load.raw_loader import RawLoader
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -180,7 +180,7 @@ def test_forced_re_extract_with_the_inbox_gone_keeps_the_committed_batch(
 def test_a_batch_of_the_old_layout_still_reads_and_is_replaced_by_a_version(
         tmp_path: Path, warehouse_url: str) -> None:
     """Batches landed before version folders: files in the date folder, no `folder`."""
-    from defection_warehouse.raw_loader import RawLoader
+    from defection_warehouse.load.raw_loader import RawLoader
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -86,7 +86,7 @@ def billing_api(settings: Settings) -> Iterator[tuple[str, str]]:
             raise SystemExit("BILLING_API_URL is set but BILLING_API_KEY is not")
         yield settings.billing_api_url, settings.billing_api_key
         return
-    from defection_warehouse.billing_server import BillingServer
+    from defection_warehouse.sample.billing_server import BillingServer
 
     key = settings.billing_api_key or "sk_test_" + secrets.token_hex(12)
     with BillingServer(settings.sample_dir / "billing.sqlite", key) as server:
@@ -142,7 +142,7 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 def dbt_parse(warehouse: str) -> None:
     """The manifest the DAG renders its dbt tasks from (parse only: fast, no queries)."""
-    from defection_warehouse.dbt_runner import run_dbt
+    from defection_warehouse.transform.dbt_runner import run_dbt
 
     say("parsing the dbt project (manifest for the DAG's dbt tasks)")
     run_dbt(["parse", "--quiet"], warehouse)
@@ -294,7 +294,7 @@ def cmd_attribution_report() -> None:
     Compares the causes the marts attribute defections to with the causes the sample
     generator planted, and writes bench/attribution.json. Needs `make demo` first.
     """
-    from defection_warehouse import attribution_report
+    from defection_warehouse.sample import attribution_report
 
     settings = Settings.from_env()
     truth = settings.sample_dir / "planted_truth.csv"
@@ -312,9 +312,9 @@ def cmd_setup_roles() -> None:
 
     Creates the group roles dw_loader, dw_transformer and dw_reporter, the schemas and
     the grants in the WAREHOUSE_URL database; run it as a database admin. For other
-    schema names use `python -m defection_warehouse.roles setup --help`.
+    schema names use `python -m defection_warehouse.publish.roles setup --help`.
     """
-    from defection_warehouse import roles
+    from defection_warehouse.publish import roles
 
     _exit(roles.main(["setup"]))
 
@@ -326,7 +326,7 @@ def cmd_lint_sql() -> None:
     Uses the dbt templater, which compiles the project, so it needs a warehouse
     (WAREHOUSE_URL, else the embedded PostgreSQL) for the profile.
     """
-    from defection_warehouse.dbt_runner import DBT_DIR, profile_env
+    from defection_warehouse.transform.dbt_runner import DBT_DIR, profile_env
 
     env = {**os.environ, **profile_env(warehouse_url(Settings.from_env()))}
     sqlfluff = Path(sys.executable).with_name("sqlfluff")
@@ -354,7 +354,7 @@ def cmd_dbt(
     dbt_project/. Examples: `dw dbt build --select marts`, `dw dbt build --full-refresh`,
     `dw dbt parse --quiet`.
     """
-    from defection_warehouse.dbt_runner import DbtError, run_dbt
+    from defection_warehouse.transform.dbt_runner import DbtError, run_dbt
 
     settings = Settings.from_env()
     try:

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from defection_warehouse.contracts import BILLING_API_VERSION
+from defection_warehouse.sources.contracts import BILLING_API_VERSION
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

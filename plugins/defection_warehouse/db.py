@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from defection_warehouse.contracts import LOAD_COLUMNS, Entity
+from defection_warehouse.sources.contracts import LOAD_COLUMNS, Entity
 
 if TYPE_CHECKING:
     from defection_warehouse.config import Settings

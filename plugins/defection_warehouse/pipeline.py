@@ -18,8 +18,8 @@ from datetime import date
 from typing import Any
 
 from defection_warehouse.config import Settings
-from defection_warehouse.landing import LandingZone
-from defection_warehouse.raw_loader import RawLoader
+from defection_warehouse.load.raw_loader import RawLoader
+from defection_warehouse.sources.landing import LandingZone
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def extract(source: str, logical_date: date, endpoints: Endpoints, settings: Set
             ) -> dict[str, Any]:
     zone = LandingZone(settings.landing_url)
     if source == "crm":
-        from defection_warehouse.extract.crm import extract_crm
+        from defection_warehouse.sources.crm import extract_crm
 
         if not endpoints.crm_url:
             raise ValueError("the CRM is among the connected sources but no CRM database is "
@@ -53,13 +53,13 @@ def extract(source: str, logical_date: date, endpoints: Endpoints, settings: Set
                                overlap_minutes=settings.crm_overlap_minutes, force=force,
                                progress=progress)
     elif source == "billing":
-        from defection_warehouse.extract.billing import extract_billing
+        from defection_warehouse.sources.billing import extract_billing
 
         manifest = extract_billing(zone, logical_date, endpoints.billing_url,
                                    endpoints.billing_api_key, force=force, progress=progress,
                                    api_version=settings.billing_api_version)
     elif source == "survey":
-        from defection_warehouse.extract.survey import extract_survey
+        from defection_warehouse.sources.survey import extract_survey
 
         manifest = extract_survey(zone, logical_date, settings.survey_inbox, force=force,
                                   progress=progress)
@@ -110,7 +110,7 @@ def validate_raw(logical_date: date, endpoints: Endpoints, *, run_id: str,
                  sources: Sequence[str]) -> str:
     """The raw quality gate on the day's batches of the connected `sources`; raises
     QualityGateFailed (blocking)."""
-    from defection_warehouse.quality_gate import validate_raw as gate
+    from defection_warehouse.quality.gate import validate_raw as gate
 
     return gate(endpoints.warehouse_url, logical_date, run_id=run_id,
                 sources=sources).summary()
@@ -121,7 +121,7 @@ def ensure_build_schema(warehouse_url: str, settings: Settings) -> None:
     is kept (dbt replaces each mart), and the
     mark of the publish that swapped it out is cleared so the new build can be published.
     Relations that are not marts of the build are dropped by publish, not here."""
-    from defection_warehouse.publish import ensure_build_schema as ensure
+    from defection_warehouse.publish.swap import ensure_build_schema as ensure
 
     ensure(warehouse_url, settings.build_schema)
 
@@ -130,7 +130,7 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
               full_refresh: bool = False) -> None:
     """dbt build of every model and test: staging and intermediate in their own schemas,
     the marts in the build schema."""
-    from defection_warehouse.dbt_runner import nightly_build
+    from defection_warehouse.transform.dbt_runner import nightly_build
 
     ensure_build_schema(endpoints.warehouse_url, settings)
     nightly_build(endpoints.warehouse_url, schema=settings.build_schema, as_of=logical_date,
@@ -140,7 +140,7 @@ def transform(logical_date: date, endpoints: Endpoints, settings: Settings, *,
 def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings, *,
                    run_id: str) -> str:
     """The quality gate on the built marts; raises QualityGateFailed (blocks publish)."""
-    from defection_warehouse.quality_gate import validate_build as gate
+    from defection_warehouse.quality.gate import validate_build as gate
 
     return gate(endpoints.warehouse_url, settings.build_schema, logical_date,
                 run_id=run_id).summary()
@@ -149,7 +149,7 @@ def validate_build(logical_date: date, endpoints: Endpoints, settings: Settings,
 def publish(logical_date: date, endpoints: Endpoints, settings: Settings, *,
             run_id: str) -> str:
     """Swap the validated build schema with the published schema in one transaction."""
-    from defection_warehouse.publish import publish as swap
+    from defection_warehouse.publish.swap import publish as swap
 
     result = swap(endpoints.warehouse_url, build_schema=settings.build_schema,
                   publish_schema=settings.publish_schema, run_id=run_id,
@@ -218,8 +218,8 @@ def raw_summary(warehouse_url: str, logical_date: date) -> list[tuple[str, int, 
     """(table, rows in the date's batch, rows in total) for every raw table."""
     from psycopg import sql
 
-    from defection_warehouse.contracts import ENTITIES
     from defection_warehouse.db import connect, qualified
+    from defection_warehouse.sources.contracts import ENTITIES
 
     out = []
     with connect(warehouse_url) as conn:

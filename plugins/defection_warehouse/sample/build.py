@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from defection_warehouse.billing_store import BillingStore
-from defection_warehouse.contracts import BILLING_ENTITIES, CRM_ENTITIES
+from defection_warehouse.sample.billing_store import BillingStore
+from defection_warehouse.sources.contracts import BILLING_ENTITIES, CRM_ENTITIES
 
 from .simulate import GENERATOR_VERSION, Out, SampleParams, Simulator
 from .writers import CrmWriter, billing_objects, write_survey_inbox, write_truth

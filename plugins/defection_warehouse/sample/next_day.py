@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from defection_warehouse.billing_store import BillingStore
+from defection_warehouse.sample.billing_store import BillingStore
 from defection_warehouse.sample.catalog import local_unit_amount
 
 

@@ -27,7 +27,7 @@ from bisect import bisect_right
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from defection_warehouse.contracts import EXIT_REASON_OPTIONS
+from defection_warehouse.sources.contracts import EXIT_REASON_OPTIONS
 
 from . import catalog as cat
 from . import names as nm

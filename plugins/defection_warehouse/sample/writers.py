@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from defection_warehouse.contracts import CRM_ENTITIES, SURVEY_ENTITIES, Entity
+from defection_warehouse.sources.contracts import CRM_ENTITIES, SURVEY_ENTITIES, Entity
 
 from . import catalog as cat
 from .simulate import BillingCustomer, Sub

@@ -2,7 +2,7 @@
 
 One definition drives the CRM source DDL of the sample, the landing file layout, the raw
 table DDL, the loader's row validation and the generated contract doc
-(``python -m defection_warehouse.contracts > docs/source_contracts.md``).
+(``python -m defection_warehouse.sources.contracts > docs/source_contracts.md``).
 
 Time zones: CRM and survey timestamps are ISO 8601 with an explicit UTC offset; billing
 timestamps are epoch seconds (UTC) as the billing API sends them; dates are calendar dates.
@@ -517,8 +517,8 @@ def to_markdown() -> str:
     lines = [
         "# Source contracts",
         "",
-        "Generated from `plugins/defection_warehouse/contracts.py` by",
-        "`python -m defection_warehouse.contracts`; do not edit by hand.",
+        "Generated from `plugins/defection_warehouse/sources/contracts.py` by",
+        "`python -m defection_warehouse.sources.contracts`; do not edit by hand.",
         "",
         "CRM and survey timestamps are ISO 8601 with a UTC offset; billing timestamps are",
         "epoch seconds (UTC); amounts are integers in minor units. Every raw table also has",
@@ -614,8 +614,8 @@ def to_dbt_sources(source: str) -> str:
         "schema": f"raw_{source}",
         "tables": tables,
     }]}
-    header = ("# Generated from plugins/defection_warehouse/contracts.py by\n"
-              "# `python -m defection_warehouse.contracts --dbt-sources`; do not edit.\n")
+    header = ("# Generated from plugins/defection_warehouse/sources/contracts.py by\n"
+              "# `python -m defection_warehouse.sources.contracts --dbt-sources`; do not edit.\n")
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)
 
 
@@ -625,10 +625,9 @@ def dbt_sources_path(source: str) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--dbt-sources"]:
-        from pathlib import Path
+        from defection_warehouse.config import PROJECT_ROOT
 
-        root = Path(__file__).resolve().parents[2]
         for src in SOURCES:
-            (root / dbt_sources_path(src)).write_text(to_dbt_sources(src))
+            (PROJECT_ROOT / dbt_sources_path(src)).write_text(to_dbt_sources(src))
     else:
         sys.stdout.write(to_markdown())

@@ -1,6 +1,6 @@
 """The quality gate's expectation suites, defined once, here, in Python.
 
-``python -m defection_warehouse.quality_gate write-suites`` writes them as the JSON suites
+``python -m defection_warehouse.quality.gate write-suites`` writes them as the JSON suites
 of the GX project under ``expectations/gx/expectations/``; a test keeps the two in sync and
 the gate runs the committed JSON.
 
@@ -33,7 +33,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.core.expectation_suite import ExpectationSuiteSchema
 
-from defection_warehouse.contracts import (
+from defection_warehouse.sources.contracts import (
     ENTITIES,
     EXIT_REASON_OPTIONS,
     LOAD_COLUMNS,
@@ -42,7 +42,7 @@ from defection_warehouse.contracts import (
 
 _IDS = uuid.UUID("6f1c2d4e-5b7a-4c39-9e8d-0a1b2c3d4e5f")  # namespace of stable suite ids
 MART_PREFIX = "marts."
-GENERATED_BY = "python -m defection_warehouse.quality_gate write-suites"
+GENERATED_BY = "python -m defection_warehouse.quality.gate write-suites"
 
 
 # ------------------------------------------------------------------------- raw rules

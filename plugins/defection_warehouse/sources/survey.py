@@ -27,7 +27,7 @@ the previous batch, D]; late and re-delivered files from before it are named in 
 (``new_files``, ``late_files``, ``redelivered_files``, ``ignored_files``, with counts of
 the files already landed and of those waiting). The batch lands as
 ``<landing>/survey/<D>/v<UTC stamp>-<uuid>/<file>`` under a manifest
-``<landing>/survey/<D>/_manifest.json`` written last (see `defection_warehouse.landing`); a
+``<landing>/survey/<D>/_manifest.json`` written last (see `defection_warehouse.sources.landing`); a
 forced re-extract that fails (the inbox gone, say) leaves the committed batch as it was.
 """
 
@@ -43,8 +43,8 @@ from typing import Any
 
 import fsspec
 
-from defection_warehouse.contracts import SURVEY_ENTITIES
-from defection_warehouse.landing import CHUNK, LandingZone, Manifest
+from defection_warehouse.sources.contracts import SURVEY_ENTITIES
+from defection_warehouse.sources.landing import CHUNK, LandingZone, Manifest
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ manifest and left out, so a version lands exactly once. With no previous batch t
 extract is a full initial sync. Deletes arrive as rows with `is_deleted = true`.
 
 The batch lands as ``<landing>/crm/<D>/v<UTC stamp>-<uuid>/<entity>.csv`` under a manifest
-``<landing>/crm/<D>/_manifest.json`` written last (see `defection_warehouse.landing`). A
+``<landing>/crm/<D>/_manifest.json`` written last (see `defection_warehouse.sources.landing`). A
 forced re-extract writes a new version folder beside the committed one; if it fails (the
 CRM database unreachable, say) the new folder is removed, the committed batch is kept as
 it was and the error is raised.
@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg import sql
 
-from defection_warehouse.contracts import CRM_ENTITIES, Entity
 from defection_warehouse.db import connect
-from defection_warehouse.landing import LandingBatch, LandingZone, Manifest
+from defection_warehouse.sources.contracts import CRM_ENTITIES, Entity
+from defection_warehouse.sources.landing import LandingBatch, LandingZone, Manifest
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ and reports:
 
 Usage::
 
-    python -m defection_warehouse.attribution_report --warehouse-url URL \\
+    python -m defection_warehouse.sample.attribution_report --warehouse-url URL \\
         --truth .data/sample/planted_truth.csv [--schema analytics] [--out bench/attribution.json]
 """
 
@@ -251,7 +251,7 @@ def write_json(report: Report, path: str | Path, extra: dict[str, object] | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m defection_warehouse.attribution_report",
+    p = argparse.ArgumentParser(prog="python -m defection_warehouse.sample.attribution_report",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--warehouse-url", required=True, help="postgresql://... of the warehouse")
     p.add_argument("--truth", required=True, help="planted truth CSV of the sample")

@@ -119,7 +119,11 @@ def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
     a build that succeeds is recorded in dw_meta.dbt_builds."""
     import psycopg
 
-    from defection_warehouse.dbt_builds import full_refresh_reason, newest_load, record_build
+    from defection_warehouse.transform.dbt_builds import (
+        full_refresh_reason,
+        newest_load,
+        record_build,
+    )
 
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         reason = "asked for" if full_refresh else full_refresh_reason(conn)

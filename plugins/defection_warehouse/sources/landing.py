@@ -41,8 +41,8 @@ from typing import Any, BinaryIO
 
 import fsspec
 
-from defection_warehouse.contracts import Entity
-from defection_warehouse.csv_records import records
+from defection_warehouse.sources.contracts import Entity
+from defection_warehouse.sources.csv_records import records
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ coupon expanded (clover no longer expands it).
 
 The batch lands as ``<landing>/billing/<D>/v<UTC stamp>-<uuid>/<entity>.csv`` under a
 manifest ``<landing>/billing/<D>/_manifest.json`` written last (see
-`defection_warehouse.landing`). A committed batch is returned as it is unless ``force`` is
+`defection_warehouse.sources.landing`). A committed batch is returned as it is unless ``force`` is
 set; a forced re-extract writes a new version folder and replaces the committed batch only
 when it commits, so one that fails (an API outage) leaves the committed batch byte for byte
 as it was, says so, and raises.
@@ -52,13 +52,13 @@ from tenacity import (
 )
 
 from defection_warehouse import __version__
-from defection_warehouse.contracts import (
+from defection_warehouse.sources.contracts import (
     BILLING_API_VERSION,
     BILLING_ENTITIES,
     CLOVER_API_VERSION,
     Entity,
 )
-from defection_warehouse.landing import LandingError, LandingZone, Manifest
+from defection_warehouse.sources.landing import LandingError, LandingZone, Manifest
 
 log = logging.getLogger(__name__)
 

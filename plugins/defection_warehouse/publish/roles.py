@@ -13,7 +13,7 @@ Three NOLOGIN group roles; people and services log in as users that are members 
 Set up (idempotent; run as a superuser or a role with CREATEROLE that may grant on the
 schemas), with WAREHOUSE_URL pointing at that admin user::
 
-    python -m defection_warehouse.roles setup
+    python -m defection_warehouse.publish.roles setup
 
 Then create the login users, one per job, with passwords from your secret store::
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from defection_warehouse.db import warehouse_url
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)  # the shell's values win
-    parser = argparse.ArgumentParser(prog="python -m defection_warehouse.roles",
+    parser = argparse.ArgumentParser(prog="python -m defection_warehouse.publish.roles",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

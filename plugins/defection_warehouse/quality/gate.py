@@ -17,7 +17,7 @@ site (or DW_GX_DATA_DOCS_DIR), and one row per expectation result to
 ``dw_meta.gate_results``.
 
 The suites are the committed JSON of the GX project, generated from quality_suites.py
-(``python -m defection_warehouse.quality_gate write-suites``). The warehouse connection,
+(``python -m defection_warehouse.quality.gate write-suites``). The warehouse connection,
 the run's suites, validation definitions and checkpoint live in an ephemeral GX context:
 the URL never reaches a file.
 Every metric is computed by PostgreSQL; only counts, aggregates and a few example rows
@@ -65,14 +65,14 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.pool import NullPool
 
 from defection_warehouse.config import META_SCHEMA, PROJECT_ROOT, RAW_META_SCHEMA
-from defection_warehouse.contracts import SOURCES, Entity, entities_for
-from defection_warehouse.quality_suites import (
+from defection_warehouse.quality.suites import (
     MART_PREFIX,
     RAW_RULES,
     VolumeBand,
     all_suites,
     suite_json,
 )
+from defection_warehouse.sources.contracts import SOURCES, Entity, entities_for
 
 log = logging.getLogger(__name__)
 
@@ -902,12 +902,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args == ["check-suites"]:
         stale = stale_suites()
         if stale:
-            print("out of date (run `python -m defection_warehouse.quality_gate "
+            print("out of date (run `python -m defection_warehouse.quality.gate "
                   f"write-suites`): {', '.join(stale)}")
             return 1
         print("suites are up to date")
         return 0
-    print("usage: python -m defection_warehouse.quality_gate write-suites|check-suites",
+    print("usage: python -m defection_warehouse.quality.gate write-suites|check-suites",
           file=sys.stderr)
     return 2
 

@@ -67,8 +67,8 @@ from psycopg.types.json import Jsonb
 
 from defection_warehouse.config import META_SCHEMA
 from defection_warehouse.db import connect, table_checksum
-from defection_warehouse.dbt_runner import DBT_DIR
-from defection_warehouse.roles import REPORTER_ROLE
+from defection_warehouse.publish.roles import REPORTER_ROLE
+from defection_warehouse.transform.dbt_runner import DBT_DIR
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ be delayed. They can be switched at runtime by assigning ``server.faults``.
 
 CLI (the API key comes from the environment, never from the command line)::
 
-    BILLING_API_KEY=sk_test_... python -m defection_warehouse.billing_server \\
+    BILLING_API_KEY=sk_test_... python -m defection_warehouse.sample.billing_server \\
         --store .data/sample/billing.sqlite [--port 12111] [--rate-limit-every N] \\
         [--error-every N] [--slow-ms N]
 """
@@ -68,8 +68,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from defection_warehouse.billing_store import BillingStore
-from defection_warehouse.contracts import BASIL_API_VERSION, CLOVER_API_VERSION
+from defection_warehouse.sample.billing_store import BillingStore
+from defection_warehouse.sources.contracts import BASIL_API_VERSION, CLOVER_API_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -867,7 +867,7 @@ class BillingServer:
 # ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m defection_warehouse.billing_server",
+        prog="python -m defection_warehouse.sample.billing_server",
         description="Serve a billing store as a local Stripe-compatible API on loopback. "
                     f"The API key is read from the {API_KEY_ENV} environment variable.",
     )

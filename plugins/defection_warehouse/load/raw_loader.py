@@ -43,8 +43,6 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import LibpqWriter
 
-from defection_warehouse.contracts import Entity, PgType, entities_for
-from defection_warehouse.csv_records import records
 from defection_warehouse.db import (
     connect,
     evolve_raw_table,
@@ -52,7 +50,9 @@ from defection_warehouse.db import (
     raw_table_ddl,
     summarize_loaded_at_index,
 )
-from defection_warehouse.landing import (
+from defection_warehouse.sources.contracts import Entity, PgType, entities_for
+from defection_warehouse.sources.csv_records import records
+from defection_warehouse.sources.landing import (
     CHUNK,
     MANIFEST,
     LandedFile,

@@ -1,1 +1,0 @@
-"""One extractor per source; each writes immutable landing files plus a manifest."""

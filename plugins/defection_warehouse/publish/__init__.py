@@ -1,0 +1,1 @@
+"""Publish: the atomic swap to the published schema, its history, and the roles."""

@@ -1,0 +1,1 @@
+"""Transform: running dbt, nightly and under Cosmos."""
