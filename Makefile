@@ -33,6 +33,8 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check plugins dags tests bench
+	@$(BIN)/mypy
+	@$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 	@$(BIN)/python -m defection_warehouse lint-sql
 
 format: $(STAMP)

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from defection_warehouse.sources.contracts import BILLING_API_VERSION
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
 
 # Warehouse schemas. Raw and meta schemas belong to the loader; dbt writes staging views,
 # intermediate tables and seeds to schemas of their own (they keep incremental state from

@@ -63,6 +63,7 @@ from defection_warehouse.config import (
     SEEDS_SCHEMA,
     STAGING_SCHEMA,
 )
+from defection_warehouse.db import one_row
 
 LOADER_ROLE = "dw_loader"
 TRANSFORMER_ROLE = "dw_transformer"
@@ -82,7 +83,7 @@ class _Admin:
         self.conn = conn
         self.done: list[str] = []
 
-    def run(self, stmt: sql.Composable) -> None:
+    def run(self, stmt: sql.Composed | sql.SQL) -> None:
         self.conn.execute(stmt)
         self.done.append(stmt.as_string(self.conn))
 
@@ -182,7 +183,7 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
         admin = _Admin(conn)
         _create_roles(admin)
         with conn.transaction():
-            database = conn.execute("select current_database()").fetchone()[0]
+            database = one_row(conn.execute("select current_database()"))[0]
             admin.run(sql.SQL("grant connect on database {} to {}").format(
                 sql.Identifier(database), _ids(*GROUP_ROLES)))
             # Renaming a schema (the publish swap) needs CREATE on the database.

@@ -66,7 +66,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from defection_warehouse.config import META_SCHEMA
-from defection_warehouse.db import connect, table_checksum
+from defection_warehouse.db import connect, one_row, table_checksum
 from defection_warehouse.publish.roles import REPORTER_ROLE
 from defection_warehouse.transform.dbt_runner import DBT_DIR
 
@@ -138,7 +138,7 @@ class _Transaction:
         self.conn = conn
         self.lock_timeout = lock_timeout
 
-    def run(self, what: str, query: sql.Composable | str,
+    def run(self, what: str, query: sql.Composed | sql.SQL | str,
             params: Sequence[Any] | None = None) -> psycopg.Cursor:
         try:
             return self.conn.execute(query, params)
@@ -330,8 +330,8 @@ def _drop_leftovers(tx: _Transaction, build_schema: str, marts: Sequence[str]) -
 
 
 def _row_counts(tx: _Transaction, schema: str, tables: Sequence[str]) -> dict[str, int]:
-    return {t: int(tx.run(f"count the rows of {schema}.{t}", sql.SQL("select count(*) from {}")
-                          .format(_ident(schema, t))).fetchone()[0])
+    return {t: int(one_row(tx.run(f"count the rows of {schema}.{t}",
+                                  sql.SQL("select count(*) from {}").format(_ident(schema, t))))[0])
             for t in tables}
 
 
@@ -454,12 +454,12 @@ def _grant_reporter(tx: _Transaction, publish_schema: str, build_schema: str) ->
 
 def _log_publish(tx: _Transaction, run_id: str, as_of_date: date, build_schema: str,
                  publish_schema: str, counts: dict[str, int]) -> datetime:
-    row = tx.run(f"write {META_SCHEMA}.{PUBLISH_LOG_TABLE}", sql.SQL(
+    row = one_row(tx.run(f"write {META_SCHEMA}.{PUBLISH_LOG_TABLE}", sql.SQL(
         "insert into {} (run_id, as_of_date, published_at, build_schema, publish_schema, "
         "tables, row_counts) values (%s, %s, now(), %s, %s, %s, %s) returning published_at"
     ).format(_ident(META_SCHEMA, PUBLISH_LOG_TABLE)), (
         run_id, as_of_date, build_schema, publish_schema, list(counts), Jsonb(counts),
-    )).fetchone()
+    )))
     return row[0]
 
 
@@ -514,8 +514,9 @@ def _publish(tx: _Transaction, build_schema: str, publish_schema: str, run_id: s
                                            run_id, as_of_date)
     published_at = _log_publish(tx, run_id, as_of_date, build_schema, publish_schema, counts)
     if published is None:
-        _first_publish(tx, build_schema, publish_schema,
-                       owner=_schema(tx.conn, build_schema)[0])
+        build = _schema(tx.conn, build_schema)
+        assert build is not None, "checked before the publish began"
+        _first_publish(tx, build_schema, publish_schema, owner=build[0])
     else:
         relations = _relations(tx.conn, publish_schema)
         for name, _ in relations:

@@ -319,6 +319,7 @@ def _parse_limit(params: dict[str, str]) -> int:
 def _parse_created(params: dict[str, str]) -> dict[str, int]:
     created: dict[str, int] = {}
     for name, raw in params.items():
+        ops: tuple[str, ...]
         if name == "created":
             ops = ("gte", "lte")
         elif name.startswith("created[") and name.endswith("]") and name[8:-1] in _CREATED_OPS:
