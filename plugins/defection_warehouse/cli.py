@@ -319,6 +319,30 @@ def cmd_setup_roles() -> None:
     _exit(roles.main(["setup"]))
 
 
+@app.command("restore-previous")
+def cmd_restore_previous() -> None:
+    """Publish the previous generation again (undo the last publish).
+
+    Until the next dbt build, the build schema (DW_BUILD_SCHEMA) holds the marts the last
+    publish replaced. This swaps it back with the published schema (DW_PUBLISH_SCHEMA) in
+    one transaction, removes the undone run from kpi_history and records the restore in
+    dw_meta.publish_log. Refused, changing nothing, once a dbt build has run since that
+    publish. Pause the nightly DAG first, so that it does not publish the same build again.
+    """
+    from defection_warehouse.publish.swap import PublishError, restore_previous
+
+    settings = Settings.from_env()
+    try:
+        result = restore_previous(warehouse_url(settings), build_schema=settings.build_schema,
+                                  publish_schema=settings.publish_schema)
+    except PublishError as exc:
+        raise SystemExit(str(exc)) from None
+    say(f"restored run {result.run_id} (as-of {result.as_of_date}) to "
+        f"{result.publish_schema}: {len(result.tables)} tables, "
+        f"{sum(result.row_counts.values()):,} rows; the undone build is in "
+        f"{result.build_schema} until the next dbt build")
+
+
 @app.command("lint-sql")
 def cmd_lint_sql() -> None:
     """SQLFluff on the dbt models.
