@@ -32,13 +32,13 @@ bench: $(STAMP)
 	@$(BIN)/python bench/run_bench.py
 
 lint: $(STAMP)
-	@$(BIN)/ruff check plugins dags tests bench
+	@$(BIN)/ruff check plugins dags tests bench docker
 	@$(BIN)/mypy
 	@$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 	@$(BIN)/python -m defection_warehouse lint-sql
 
 format: $(STAMP)
-	@$(BIN)/ruff check --fix plugins dags tests bench
+	@$(BIN)/ruff check --fix plugins dags tests bench docker
 
 contracts-doc: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.sources.contracts > docs/source_contracts.md
