@@ -223,7 +223,7 @@ def cmd_demo(
     Starts the warehouse (embedded unless WAREHOUSE_URL is set), generates the sample
     (or reuses it when its settings have not changed), serves its billing API, runs
     `airflow dags test defection_nightly` for the sample's last day (SAMPLE_END_DATE)
-    and prints what was loaded and the latest KPIs.
+    and prints what was loaded, the latest KPIs and where the leadership report is.
     """
     settings = Settings.from_env()
     started = time.monotonic()
@@ -233,6 +233,10 @@ def cmd_demo(
     day = settings.sample_end_date
     run_days([day], settings, wh, crm if "crm" in settings.sources else None)
     print_summary(wh, day)
+    from defection_warehouse.report.build import build
+
+    built = build(wh, settings.data_dir, settings.publish_schema)
+    say(f"leadership report: {built.report} (owner digests in {built.digests})")
     say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
         f"{db.redact(wh)}")
 
@@ -304,6 +308,31 @@ def cmd_attribution_report() -> None:
     _exit(attribution_report.main([
         "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
         "--out", str(PROJECT_ROOT / "bench" / "attribution.json")]))
+
+
+@app.command("report")
+def cmd_report(
+    as_of: Annotated[date | None, typer.Option(
+        "--as-of", parser=_iso_date, metavar="DATE",
+        help="the as-of date the published marts must have (default: theirs)")] = None,
+) -> None:
+    """Build the leadership report and the owner digests.
+
+    Reads the published schema (DW_PUBLISH_SCHEMA, `analytics`) only and writes
+    DW_DATA_DIR/reports/<as-of date>/report.html (one self-contained file that opens with
+    no network) and a digest per owning function in digests/ beside it. Prints the
+    report's path.
+    """
+    from defection_warehouse.report.build import build
+    from defection_warehouse.report.data import ReportDataError
+
+    settings = Settings.from_env()
+    try:
+        built = build(warehouse_url(settings), settings.data_dir, settings.publish_schema,
+                      as_of)
+    except ReportDataError as exc:
+        raise SystemExit(str(exc)) from None
+    print(built.report)
 
 
 @app.command("setup-roles")
