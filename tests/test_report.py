@@ -18,7 +18,13 @@ from plotly.offline import get_plotlyjs
 
 from defection_warehouse.publish.swap import publish, published_checksums
 from defection_warehouse.report.build import BuiltReport, build
-from defection_warehouse.report.data import ReportDataError, load_report_data
+from defection_warehouse.report.data import (
+    ReportDataError,
+    cause_trends,
+    focus_month,
+    load_report_data,
+    trend_direction,
+)
 from defection_warehouse.report.digests import owning_functions, read_digests, send_digests
 from defection_warehouse.sample import SampleParams
 from tests import browser
@@ -195,3 +201,21 @@ def test_dw_report_prints_the_path(published: str, tmp_path: Path, monkeypatch) 
     assert path.exists() and (path.parent / "digests" / "support.json").exists()
     wrong = CliRunner().invoke(app, ["report", "--as-of", "2026-02-28"])
     assert wrong.exit_code != 0
+
+
+def test_focus_month_and_trend_rules() -> None:
+    assert focus_month(date(2026, 3, 31)) == date(2026, 3, 1)
+    assert focus_month(date(2026, 3, 30)) == date(2026, 2, 1)
+    assert focus_month(date(2026, 1, 5)) == date(2025, 12, 1)
+    assert trend_direction(Decimal(111), Decimal(100)) == "rising"
+    assert trend_direction(Decimal(89), Decimal(100)) == "falling"
+    assert trend_direction(Decimal(105), Decimal(100)) == "flat"
+    assert trend_direction(Decimal(0), Decimal(0)) == "flat"
+    assert trend_direction(Decimal(5), Decimal(0)) == "rising"
+    assert trend_direction(Decimal(5), None) == "new"
+    rows = [{"defection_month": date(2026, m, 1), "cause_id": "price", "cause_label": "Price",
+             "owning_function": "pricing", "lost_mrr": Decimal(v), "defections": Decimal(1)}
+            for m, v in ((1, 300), (3, 600), (4, 100))]  # February lost nothing
+    (trend,) = cause_trends(rows, date(2026, 4, 1))
+    assert trend.trailing_mean == Decimal(300)  # (300 + 0 + 600) / 3
+    assert (trend.lost_mrr, trend.direction) == (Decimal(100), "falling")

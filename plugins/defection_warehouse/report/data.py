@@ -94,6 +94,11 @@ def published_as_of(conn: psycopg.Connection, schema: str) -> date:
     return rows[0]["as_of_date"]
 
 
+def _add_months(month: date, months: int) -> date:
+    index = month.year * 12 + month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def trend_direction(value: Decimal, trailing_mean: Decimal | None) -> str:
     """rising or falling when `value` is more than TREND_BAND above or below the trailing
     mean, else flat; new without months before."""
@@ -109,8 +114,9 @@ def trend_direction(value: Decimal, trailing_mean: Decimal | None) -> str:
 def cause_trends(attribution: Sequence[Row], month: date) -> list[CauseTrend]:
     """Each cause's lost MRR in `month` against the mean of the TRAILING_MONTHS before it
     (a month without attribution counts as 0)."""
-    months = sorted({r["defection_month"] for r in attribution})
-    before = [m for m in months if m < month][-TRAILING_MONTHS:]
+    first = min((r["defection_month"] for r in attribution), default=month)
+    before = [m for m in (_add_months(month, -i) for i in range(TRAILING_MONTHS, 0, -1))
+              if m >= first]  # calendar months: a month without defections counts as 0
     by_cause: dict[str, dict[date, Row]] = {}
     for r in attribution:
         by_cause.setdefault(r["cause_id"], {})[r["defection_month"]] = r

@@ -9,7 +9,6 @@ reader) can check a figure against its row.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -24,7 +23,6 @@ from defection_warehouse.report.data import (
     TRAILING_MONTHS,
     TREND_MONTHS,
     ReportData,
-    Row,
 )
 
 AT_RISK_ROWS = 25  # accounts listed in the at-risk table (the chart sums all of them)
@@ -100,8 +98,11 @@ def retention_chart(data: ReportData) -> Chart:
                  _layout(fig, y_title="retention", percent=True))
 
 
-def _attribution_series(rows: Sequence[Row], key: str) -> tuple[list[str], dict[str, dict]]:
-    months = sorted({r["defection_month"] for r in rows})
+def _attribution_series(data: ReportData, key: str) -> tuple[list[str], dict[str, dict]]:
+    """Lost MRR (currency units) per `key` and month; the months are the KPI table's, so
+    a month without defections is on the axis (at 0)."""
+    rows = data.attribution
+    months = sorted({k["month"] for k in data.kpis} | {r["defection_month"] for r in rows})
     series: dict[str, dict[date, Decimal]] = {}
     for r in rows:
         per_month = series.setdefault(r[key], {})
@@ -112,7 +113,7 @@ def _attribution_series(rows: Sequence[Row], key: str) -> tuple[list[str], dict[
 
 
 def cause_chart(data: ReportData) -> Chart:
-    labels, series = _attribution_series(data.attribution, "cause_id")
+    labels, series = _attribution_series(data, "cause_id")
     fig = go.Figure()
     ranked = sorted(series, key=lambda c: -sum(series[c].values()))
     for rank, cause in enumerate(ranked):
@@ -130,7 +131,7 @@ def cause_chart(data: ReportData) -> Chart:
 
 
 def owner_chart(data: ReportData) -> Chart:
-    labels, series = _attribution_series(data.attribution, "owning_function")
+    labels, series = _attribution_series(data, "owning_function")
     fig = go.Figure()
     for owner in sorted(series, key=lambda o: -sum(series[o].values())):
         fig.add_trace(go.Bar(x=labels, y=[series[owner].get(m, 0.0) for m in labels],
