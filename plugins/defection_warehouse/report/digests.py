@@ -159,6 +159,8 @@ def write_digests(digests: Sequence[Digest], report_dir: Path) -> Path:
     """Each digest as <report_dir>/digests/<owner>.json (payload) and .txt; the folder."""
     folder = report_dir / "digests"
     folder.mkdir(parents=True, exist_ok=True)
+    for old in (*folder.glob("*.json"), *folder.glob("*.txt")):  # a rebuild replaces all
+        old.unlink()
     for d in digests:
         (folder / f"{d.owner}.json").write_text(json.dumps(d.payload(), indent=2) + "\n")
         (folder / f"{d.owner}.txt").write_text(d.text() + "\n")
