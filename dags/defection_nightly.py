@@ -3,11 +3,20 @@
 
 Every night: extract CRM, billing and survey data for the previous day into the landing
 zone, load each source into its `raw_<source>` schema with COPY, validate the day's raw
-batches (Great Expectations, blocking), build the dbt models (`dbt_base`: seeds, staging
-and intermediate; then one task per mart in the `dbt` group, built into the build schema),
-validate the built marts (blocking), and only then publish them: one transaction swaps
-the build schema with the published schema that BI tools read and appends the KPIs to
-`kpi_history` (write-audit-publish).
+batches (Great Expectations, blocking), build the dbt project, validate the built marts
+(blocking), and only then publish them: one transaction swaps the build schema with the
+published schema that BI tools read and appends the KPIs to `kpi_history`
+(write-audit-publish).
+
+* **dbt**: `dbt_plan` decides whether the night's build is a full refresh (asked for by
+  the `full_refresh` param, or required because a load since the last build replaced a
+  batch or brought an older day). In the `dbt` group (Cosmos, watcher mode)
+  `dbt_producer_watcher` runs one `dbt build` of the whole project (seeds, staging,
+  intermediate, the marts into the build schema, their data tests); every seed and model
+  is a task `dbt.<name>.run` (or `.seed`) and its data tests a task `dbt.<name>.test`,
+  each showing the status dbt reported for it. A model's failure is in its own task and
+  in the producer's dbt log; a retry of a failed model's task runs dbt for that model
+  alone. `dbt_record` records the successful build (`dw_meta.dbt_builds`).
 
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
@@ -29,28 +38,19 @@ the build schema with the published schema that BI tools read and appends the KP
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from defection_warehouse.config import Settings
 from defection_warehouse.sources.contracts import SOURCES
-from defection_warehouse.transform.cosmos_config import (
-    DBT_DIR,
-    WarehouseProfileMapping,
-    manifest_path,
-)
-from defection_warehouse.transform.dbt_runner import (
-    AS_OF_ENV,
-    NIGHTLY_FLAGS,
-    PROFILE_NAME,
-    TARGET_NAME,
-)
+from defection_warehouse.transform.cosmos_config import nightly_dbt_group
+
+log = logging.getLogger(__name__)
 
 
 def _notify_failure(context) -> None:
@@ -167,23 +167,29 @@ def defection_nightly():
         return summary
 
     @task
-    def dbt_base(data_interval_start=None, params=None) -> None:
-        """Seeds, staging and intermediate models in one dbt build (dbt's log names any
-        failing model); the marts that people read are tasks of their own. A night whose
-        loads replaced a batch or brought an older day is built with --full-refresh
-        (dbt_builds.py). The build schema is created if missing; dbt replaces its marts,
-        and publish drops anything that is not a mart."""
+    def dbt_plan(data_interval_start=None, params=None) -> dict:
+        """Decide the night's dbt build before it starts: a full refresh when the
+        `full_refresh` param asks for one, or when the loads since the previous build
+        replaced a batch or brought an older day (dbt_builds.py). Creates the build schema
+        if it is missing; dbt replaces its marts, and publish drops anything that is not a
+        mart."""
         from defection_warehouse.pipeline import ensure_build_schema
-        from defection_warehouse.transform.dbt_runner import nightly_build
+        from defection_warehouse.transform.dbt_runner import plan_nightly_build
 
-        settings = Settings.from_env()
         url = _endpoints().warehouse_url
-        ensure_build_schema(url, settings)
-        # buildable: a test that also reads a mart runs with that mart
-        nightly_build(url, select=["--select", "resource_type:seed", "staging", "intermediate",
-                                   "--indirect-selection", "buildable"],
-                      schema=settings.build_schema, as_of=data_interval_start.date(),
-                      full_refresh=params["full_refresh"])
+        ensure_build_schema(url, Settings.from_env())
+        # logs whether the build is a full refresh, and why
+        return plan_nightly_build(url, full_refresh=bool(params["full_refresh"])).as_dict()
+
+    @task
+    def dbt_record(plan: dict, data_interval_start=None) -> None:
+        """Record the successful build in dw_meta.dbt_builds, for the next night's rule."""
+        from defection_warehouse.transform.dbt_builds import BuildPlan
+        from defection_warehouse.transform.dbt_runner import record_nightly_build
+
+        record_nightly_build(_endpoints().warehouse_url, BuildPlan.from_dict(plan),
+                             as_of=_day(data_interval_start))
+        log.info("dbt build of %s recorded in dw_meta.dbt_builds", _day(data_interval_start))
 
     @task
     def validate_build(data_interval_start=None, run_id=None) -> str:
@@ -219,38 +225,11 @@ def defection_nightly():
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
-    raw_gate = validate_raw()
-    base = dbt_base()
-    settings = Settings.from_env()
-    models = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(dbt_project_path=DBT_DIR, manifest_path=manifest_path()),
-        profile_config=ProfileConfig(
-            profile_name=PROFILE_NAME,
-            target_name=TARGET_NAME,
-            profile_mapping=WarehouseProfileMapping(
-                conn_id="warehouse",
-                # threads as in run_dbt: a mart's data tests run side by side
-                profile_args={"schema": settings.build_schema,
-                              "threads": settings.dbt_threads}),
-        ),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         invocation_mode=InvocationMode.DBT_RUNNER),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            select=["path:models/marts"],
-            test_behavior=TestBehavior.BUILD,
-            emit_datasets=False,
-        ),
-        operator_args={"install_deps": False,
-                       # a relationship test runs with the later of its two models
-                       "dbt_cmd_flags": ["--indirect-selection", "buildable", *NIGHTLY_FLAGS],
-                       "full_refresh": "{{ params.full_refresh }}",
-                       # the as-of date as the runner passes it (see dbt_runner.run_dbt)
-                       "env": {AS_OF_ENV: "{{ data_interval_start | ds }}"}},
-        default_args=default_args,
-    )
-    loads >> raw_gate >> base >> models >> validate_build() >> publish() >> report()
+    plan = dbt_plan()
+    models = nightly_dbt_group(group_id="dbt", plan_task_id="dbt_plan",
+                               default_args=default_args)
+    loads >> validate_raw() >> plan >> models >> dbt_record(plan) >> validate_build() >> \
+        publish() >> report()
 
 
 defection_nightly()

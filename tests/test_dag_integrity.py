@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).parents[1] / "dags"
+PRODUCER = "dbt.dbt_producer_watcher"
 
 
 @pytest.fixture(scope="module")
@@ -73,42 +74,90 @@ def test_no_cycles_and_extract_precedes_load(dagbag) -> None:
     loads = {"load_crm", "load_billing", "load_survey"}
     # write-audit-publish: raw gate before dbt, build gate before publish
     assert dag.get_task("validate_raw").upstream_task_ids == loads
-    assert dag.get_task("dbt_base").upstream_task_ids == {"validate_raw"}
-    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
-    assert dbt_tasks, "no dbt model tasks rendered from the manifest"
+    assert dag.get_task("dbt_plan").upstream_task_ids == {"validate_raw"}
+    assert dag.get_task(PRODUCER).upstream_task_ids == {"dbt_plan"}
+    dbt_tasks = _dbt_tasks(dag)
+    assert dbt_tasks, "no dbt tasks rendered from the manifest"
     for t in dbt_tasks:
-        assert order["dbt_base"] < order[t.task_id] < order["validate_build"]
-    assert any(u.startswith("dbt.") for u in dag.get_task("validate_build").upstream_task_ids)
+        assert order["dbt_plan"] < order[t.task_id] < order["dbt_record"], t.task_id
+    # the build is recorded only when every task of the group succeeded
+    assert {t.task_id for t in dbt_tasks if not t.downstream_task_ids & {
+        d.task_id for d in dbt_tasks}} <= dag.get_task("dbt_record").upstream_task_ids
+    assert dag.get_task("validate_build").upstream_task_ids == {"dbt_record"}
     assert dag.get_task("publish").upstream_task_ids == {"validate_build"}
     assert "publish" in dag.get_task("report").upstream_task_ids
     # every path to publish passes both gates
     assert {"validate_raw", "validate_build"} <= _ancestors(dag, "publish")
 
 
-def test_every_mart_is_a_task_of_its_own(dagbag, dbt_manifest) -> None:
-    """Operators see each mart (and its tests) as one task."""
+def test_every_model_and_its_tests_are_tasks_of_one_dbt_build(dagbag, dbt_manifest) -> None:
+    """Operators see every seed and model, and every model's data tests, as a task; one
+    task (the producer) runs dbt, once, for all of them. The tasks come from the manifest:
+    parsing the DAG calls no dbt."""
     import json
 
+    from cosmos.constants import LoadMode
+    from cosmos.operators.watcher import DbtConsumerWatcherSensor, DbtProducerWatcherOperator
+
     nodes = json.loads(dbt_manifest.read_text())["nodes"].values()
-    expected = {n["name"] for n in nodes if n["resource_type"] == "model"
-                and n["original_file_path"].startswith("models/marts")}
     dag = dagbag.dags["defection_nightly"]
-    rendered = {t.task_id.removeprefix("dbt.").removesuffix("_model_build").split(".")[0]
-                for t in dag.tasks if t.task_id.startswith("dbt.")}
-    assert expected and expected <= rendered
+    assert dag.task_group_dict["dbt"].dbt_graph.load_method == LoadMode.DBT_MANIFEST
+    ids = {t.task_id for t in _dbt_tasks(dag)}
+    for n in nodes:
+        if n["resource_type"] in ("model", "seed"):
+            kind = "run" if n["resource_type"] == "model" else "seed"
+            # a tested node's tasks are a group of their own: dbt.<name>.run, .test
+            assert {f"dbt.{n['name']}.{kind}", f"dbt.{n['name']}_{kind}"} & ids, n["unique_id"]
+    tested = {d for n in nodes if n["resource_type"] == "test"
+              for d in n["depends_on"]["nodes"] if d.startswith("model.")}
+    assert tested and {f"dbt.{t.split('.')[-1]}.test" for t in tested} <= ids
+    producers = [t for t in _dbt_tasks(dag) if isinstance(t, DbtProducerWatcherOperator)]
+    assert [t.task_id for t in producers] == [PRODUCER]
+    sensors = [t for t in _dbt_tasks(dag) if isinstance(t, DbtConsumerWatcherSensor)]
+    assert len(sensors) == len(ids) - 2  # all but the producer and Cosmos's gate after it
+
+
+def test_the_build_follows_the_plan_and_the_nightly_flags(dagbag) -> None:
+    """The producer's --full-refresh comes from dbt_plan (the full-refresh rule), and it
+    leaves the unit tests out like every nightly build."""
+    from defection_warehouse.transform.dbt_runner import NIGHTLY_FLAGS
+
+    producer = dagbag.dags["defection_nightly"].get_task(PRODUCER)
+    assert producer.full_refresh == "{{ ti.xcom_pull(task_ids='dbt_plan')['full_refresh'] }}"
+    assert "full_refresh" in producer.template_fields
+    assert list(NIGHTLY_FLAGS) == producer.dbt_cmd_flags
 
 
 def test_every_dbt_task_builds_as_of_the_runs_date(dagbag) -> None:
     """The marts describe the run's logical date, passed the way run_dbt passes it (an
-    environment variable), so every per-mart task agrees with dbt_base."""
+    environment variable): to the build and to a sensor's retry, which runs its model."""
     from defection_warehouse.transform.dbt_runner import AS_OF_ENV
 
-    dag = dagbag.dags["defection_nightly"]
-    dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
-    assert dbt_tasks
+    dbt_tasks = [t for t in _dbt_tasks(dagbag.dags["defection_nightly"]) if hasattr(t, "env")]
+    assert len(dbt_tasks) > 100
     for t in dbt_tasks:
         assert t.env.get(AS_OF_ENV) == "{{ data_interval_start | ds }}", t.task_id
         assert "env" in t.template_fields, t.task_id
+
+
+def test_sensors_reschedule_unless_airflow_defers_by_default(dagbag) -> None:
+    """`airflow dags test` runs one task at a time and runs a deferred task's trigger in
+    line: a sensor that deferred before the producer ran would wait for ever. So the sensors
+    defer only where Airflow is set to (a triggerer runs), and are rescheduled otherwise."""
+    from cosmos.operators.watcher import DbtConsumerWatcherSensor
+
+    from defection_warehouse.transform.cosmos_config import sensors_defer
+
+    assert sensors_defer() is False  # the tests' Airflow, as `airflow dags test` has it
+    sensors = [t for t in _dbt_tasks(dagbag.dags["defection_nightly"])
+               if isinstance(t, DbtConsumerWatcherSensor)]
+    assert sensors
+    for t in sensors:
+        assert (t.deferrable, t.mode) == (False, "reschedule"), t.task_id
+
+
+def _dbt_tasks(dag) -> list:
+    return [t for t in dag.tasks if t.task_id.startswith("dbt.")]
 
 
 def _toposort(dag):
@@ -130,7 +179,7 @@ def _toposort(dag):
 def test_dag_files_do_no_work_at_import_time() -> None:
     """Top-level code may only import, define and call the @dag factory."""
     heavy = {"psycopg", "defection_warehouse.pipeline", "defection_warehouse.load.raw_loader",
-             "requests"}
+             "requests", "dbt", "dbt.cli.main"}
     for path in DAGS.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in tree.body:

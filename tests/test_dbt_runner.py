@@ -52,3 +52,43 @@ def test_cosmos_tasks_reuse_the_parse_state_of_run_dbt(monkeypatch) -> None:
         assert "UnableToPartialParse" in _parse_events("--vars", '{"parse_check": 1}')
     finally:
         run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
+
+
+def _audit_load(conn, source: str, day: str, *, replaced: int = 0) -> None:
+    conn.execute(
+        "insert into raw_meta.load_audit values (gen_random_uuid(), %s, %s, 'e', %s, 'f', "
+        "1, 1, 0, %s, 'p', now(), now(), 0, 'loaded', null, clock_timestamp())",
+        (f"{source}-{day}", source, day, replaced))
+
+
+def test_the_dags_plan_and_record_apply_the_full_refresh_rule(warehouse_url: str) -> None:
+    """dbt_plan and dbt_record (the DAG) and nightly_build share these two steps; the plan
+    crosses an XCom between them, so it must survive plain JSON."""
+    import json
+
+    import psycopg
+
+    from defection_warehouse.load.raw_loader import META_DDL
+    from defection_warehouse.transform.dbt_builds import BuildPlan
+    from defection_warehouse.transform.dbt_runner import plan_nightly_build, record_nightly_build
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("create schema raw_meta")
+        conn.execute(META_DDL)
+        _audit_load(conn, "billing", "2026-05-01")
+    first = plan_nightly_build(warehouse_url)
+    assert first.full_refresh and "no earlier nightly build" in first.reason
+    carried = BuildPlan.from_dict(json.loads(json.dumps(first.as_dict())))
+    assert carried == first
+    record_nightly_build(warehouse_url, carried, as_of=None)
+
+    second = plan_nightly_build(warehouse_url)
+    assert (second.full_refresh, second.reason) == (False, None)
+    assert second.loaded_through == first.loaded_through
+    assert plan_nightly_build(warehouse_url, full_refresh=True).reason == "asked for"
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        _audit_load(conn, "billing", "2026-04-30")  # a late day
+    late = plan_nightly_build(warehouse_url)
+    assert late.full_refresh and "older than a day loaded before it" in late.reason
+    assert late.loaded_through > first.loaded_through

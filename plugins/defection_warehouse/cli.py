@@ -105,6 +105,8 @@ def airflow_env(settings: Settings, warehouse: str, crm: str | None, billing_url
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # Cosmos's cache (dbt's saved parse state, rendered profiles) beside this home
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "DW_TASK_RETRIES": os.environ.get("DW_TASK_RETRIES", "0"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_WAREHOUSE": warehouse.replace("postgresql://", "postgres://", 1),

@@ -15,7 +15,8 @@ log existed) the build is a full refresh too.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from psycopg import Connection
 
@@ -64,7 +65,7 @@ limit 1
 """
 
 
-def newest_load(conn: Connection) -> object:
+def newest_load(conn: Connection) -> datetime | None:
     """The newest load a build starting now will see (None before the first load)."""
     if one_row(conn.execute("select to_regclass('raw_meta.load_audit')"))[0] is None:
         return None
@@ -89,9 +90,40 @@ def full_refresh_reason(conn: Connection) -> str | None:
     return f"the {source} batch of {day} is older than a day loaded before it (late or backfill)"
 
 
-def record_build(conn: Connection, *, as_of: date | None, loaded_through: object,
-                 full_refresh: bool, reason: str | None) -> None:
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a nightly build is to be, decided before it starts: a full refresh or not, why,
+    and the newest load it will see (recorded with the build once it succeeds)."""
+
+    full_refresh: bool
+    reason: str | None
+    loaded_through: datetime | None
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values (an Airflow XCom between the DAG's tasks)."""
+        return {"full_refresh": self.full_refresh, "reason": self.reason,
+                "loaded_through": self.loaded_through.isoformat() if self.loaded_through
+                else None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> BuildPlan:
+        loaded = values.get("loaded_through")
+        return cls(full_refresh=bool(values["full_refresh"]), reason=values.get("reason"),
+                   loaded_through=datetime.fromisoformat(loaded) if loaded else None)
+
+
+def plan_build(conn: Connection, *, full_refresh: bool = False) -> BuildPlan:
+    """Tonight's build: a full refresh when asked for (`full_refresh`) or when the loads
+    since the previous build require one (full_refresh_reason)."""
+    reason = "asked for" if full_refresh else full_refresh_reason(conn)
+    return BuildPlan(full_refresh=bool(reason), reason=reason,
+                     loaded_through=newest_load(conn))
+
+
+def record_build(conn: Connection, plan: BuildPlan, *, as_of: date | None) -> None:
+    """Record a nightly build that succeeded: the next night's rule compares with it."""
     conn.execute(DDL)
     conn.execute(
         "insert into dw_meta.dbt_builds (as_of_date, loaded_through, full_refresh, reason) "
-        "values (%s, %s, %s, %s)", (as_of, loaded_through, full_refresh, reason))
+        "values (%s, %s, %s, %s)",
+        (as_of, plan.loaded_through, plan.full_refresh, plan.reason))

@@ -12,9 +12,13 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from defection_warehouse.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from defection_warehouse.transform.dbt_builds import BuildPlan
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -109,30 +113,47 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
     return result.result
 
 
+def plan_nightly_build(warehouse_url: str, *, full_refresh: bool = False) -> BuildPlan:
+    """Decide tonight's build before it starts: a full refresh when asked for, or when the
+    loads since the previous nightly build require one (dbt_builds.full_refresh_reason: a
+    rerun, backfill or late day)."""
+    import psycopg
+
+    from defection_warehouse.transform.dbt_builds import plan_build
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        plan = plan_build(conn, full_refresh=full_refresh)
+    if plan.full_refresh:
+        log.info("dbt build with --full-refresh: %s", plan.reason)
+    else:
+        log.info("incremental dbt build: no load since the last build replaced a batch or "
+                 "brought an older day")
+    return plan
+
+
+def record_nightly_build(warehouse_url: str, plan: BuildPlan, *, as_of: date | None) -> None:
+    """Record a nightly build that succeeded in dw_meta.dbt_builds."""
+    import psycopg
+
+    from defection_warehouse.transform.dbt_builds import record_build
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        record_build(conn, plan, as_of=as_of)
+
+
+def nightly_build_args(plan: BuildPlan) -> list[str]:
+    """The arguments of the nightly `dbt build` that follow `plan` (no selection)."""
+    return ["build", *(["--full-refresh"] if plan.full_refresh else []), *NIGHTLY_FLAGS]
+
+
 def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
                   schema: str | None = None, as_of: date | None = None,
                   full_refresh: bool = False) -> object:
-    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments).
-
-    It is a full refresh when asked for, or when the loads since the previous nightly
-    build require one (dbt_builds.full_refresh_reason: a rerun, backfill or late day);
-    a build that succeeds is recorded in dw_meta.dbt_builds."""
-    import psycopg
-
-    from defection_warehouse.transform.dbt_builds import (
-        full_refresh_reason,
-        newest_load,
-        record_build,
-    )
-
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        reason = "asked for" if full_refresh else full_refresh_reason(conn)
-        loaded_through = newest_load(conn)
-    if reason:
-        log.info("dbt build with --full-refresh: %s", reason)
-    args = ["build", *select, *(["--full-refresh"] if reason else []), *NIGHTLY_FLAGS]
-    result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        record_build(conn, as_of=as_of, loaded_through=loaded_through,
-                     full_refresh=bool(reason), reason=reason)
+    """The nightly `dbt build` (NIGHTLY_FLAGS, plus `select`, e.g. --select arguments), as
+    the DAG's dbt stage runs it: planned (plan_nightly_build), run, and recorded in
+    dw_meta.dbt_builds when it succeeds."""
+    plan = plan_nightly_build(warehouse_url, full_refresh=full_refresh)
+    build, *flags = nightly_build_args(plan)
+    result = run_dbt([build, *select, *flags], warehouse_url, schema=schema, as_of=as_of)
+    record_nightly_build(warehouse_url, plan, as_of=as_of)
     return result
