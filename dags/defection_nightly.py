@@ -17,7 +17,6 @@ published schema that BI tools read and appends the KPIs to `kpi_history`
   each showing the status dbt reported for it. A model's failure is in its own task and
   in the producer's dbt log; a retry of a failed model's task runs dbt for that model
   alone. `dbt_record` records the successful build (`dw_meta.dbt_builds`).
-
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
 * **Backfill / rerun**: every task is keyed on the data interval and idempotent. A rerun

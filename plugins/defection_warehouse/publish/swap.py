@@ -275,7 +275,7 @@ def _check_rebuilt(conn: psycopg.Connection, build_schema: str) -> None:
     if comment and comment.startswith(SWAPPED_OUT_MARK):
         raise PublishError(
             f"build schema {build_schema!r} has not been rebuilt since the last publish "
-            f"({comment}): run the dbt build first (the DAG from dbt_base, or "
+            f"({comment}): run the dbt build first (the DAG from dbt_plan on, or "
             "pipeline.transform); nothing was published")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from psycopg import Connection
 
@@ -106,7 +107,7 @@ class BuildPlan:
                 else None}
 
     @classmethod
-    def from_dict(cls, values: dict[str, object]) -> BuildPlan:
+    def from_dict(cls, values: dict[str, Any]) -> BuildPlan:
         loaded = values.get("loaded_through")
         return cls(full_refresh=bool(values["full_refresh"]), reason=values.get("reason"),
                    loaded_through=datetime.fromisoformat(loaded) if loaded else None)
