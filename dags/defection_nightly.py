@@ -85,6 +85,13 @@ def _sources(params) -> tuple[str, ...]:
     return Settings.from_env().sources
 
 
+def _warehouse_url() -> str:
+    """The `warehouse` connection's URL (the dbt stage needs no other endpoint)."""
+    from airflow.sdk import Connection
+
+    return Connection.get("warehouse").get_uri()
+
+
 def _endpoints(sources=()):
     """Resolve connections at run time (never at import); the CRM's only when it is one
     of the connected `sources`."""
@@ -95,7 +102,7 @@ def _endpoints(sources=()):
 
     url, key = api_settings_from_connection(Connection.get("billing_api"))
     return Endpoints(
-        warehouse_url=Connection.get("warehouse").get_uri(),
+        warehouse_url=_warehouse_url(),
         crm_url=Connection.get("crm_db").get_uri() if "crm" in sources else None,
         billing_url=url,
         billing_api_key=key,
@@ -175,7 +182,7 @@ def defection_nightly():
         from defection_warehouse.pipeline import ensure_build_schema
         from defection_warehouse.transform.dbt_runner import plan_nightly_build
 
-        url = _endpoints().warehouse_url
+        url = _warehouse_url()
         ensure_build_schema(url, Settings.from_env())
         # logs whether the build is a full refresh, and why
         return plan_nightly_build(url, full_refresh=bool(params["full_refresh"])).as_dict()
@@ -186,7 +193,7 @@ def defection_nightly():
         from defection_warehouse.transform.dbt_builds import BuildPlan
         from defection_warehouse.transform.dbt_runner import record_nightly_build
 
-        record_nightly_build(_endpoints().warehouse_url, BuildPlan.from_dict(plan),
+        record_nightly_build(_warehouse_url(), BuildPlan.from_dict(plan),
                              as_of=_day(data_interval_start))
         log.info("dbt build of %s recorded in dw_meta.dbt_builds", _day(data_interval_start))
 
