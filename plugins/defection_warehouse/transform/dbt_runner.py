@@ -141,11 +141,6 @@ def record_nightly_build(warehouse_url: str, plan: BuildPlan, *, as_of: date | N
         record_build(conn, plan, as_of=as_of)
 
 
-def nightly_build_args(plan: BuildPlan) -> list[str]:
-    """The arguments of the nightly `dbt build` that follow `plan` (no selection)."""
-    return ["build", *(["--full-refresh"] if plan.full_refresh else []), *NIGHTLY_FLAGS]
-
-
 def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
                   schema: str | None = None, as_of: date | None = None,
                   full_refresh: bool = False) -> object:
@@ -153,7 +148,8 @@ def nightly_build(warehouse_url: str, *, select: Sequence[str] = (),
     the DAG's dbt stage runs it: planned (plan_nightly_build), run, and recorded in
     dw_meta.dbt_builds when it succeeds."""
     plan = plan_nightly_build(warehouse_url, full_refresh=full_refresh)
-    build, *flags = nightly_build_args(plan)
-    result = run_dbt([build, *select, *flags], warehouse_url, schema=schema, as_of=as_of)
+    args = ["build", *select, *(["--full-refresh"] if plan.full_refresh else []),
+            *NIGHTLY_FLAGS]
+    result = run_dbt(args, warehouse_url, schema=schema, as_of=as_of)
     record_nightly_build(warehouse_url, plan, as_of=as_of)
     return result
