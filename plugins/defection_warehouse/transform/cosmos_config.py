@@ -20,6 +20,7 @@ Choices, each measured (docs/benchmarks.md, docs/internals.md "How dbt is run"):
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,6 @@ from defection_warehouse.config import PROJECT_ROOT
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 MANIFEST = DBT_DIR / "target" / "manifest.json"
-# The dbt installed beside the Python that runs Airflow (a virtualenv's bin/ need not be
-# on PATH).
-DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 # The producer task's id inside the group (Cosmos's name for it).
 PRODUCER_TASK = "dbt_producer_watcher"
 
@@ -55,6 +53,13 @@ def manifest_path() -> Path:
             "(dbt parse; no database needed) before Airflow parses the DAGs"
         )
     return MANIFEST
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside the Python that runs Airflow (a virtualenv's bin/, which
+    need not be on PATH), else the first on PATH (an image's user-installed scripts)."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
 def sensors_defer() -> bool:
@@ -97,7 +102,7 @@ def nightly_dbt_group(*, group_id: str, plan_task_id: str, default_args: dict[st
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.SUBPROCESS,
-            dbt_executable_path=DBT_EXECUTABLE,
+            dbt_executable_path=dbt_executable(),
             # the producer alone: `dbt run` and `dbt seed` (a sensor's retry) take
             # neither flag, and a retry gets the producer's --full-refresh from Cosmos
             setup_operator_args={
