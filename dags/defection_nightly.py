@@ -17,6 +17,10 @@ published schema that BI tools read and appends the KPIs to `kpi_history`
   each showing the status dbt reported for it. A model's failure is in its own task and
   in the producer's dbt log; a retry of a failed model's task runs dbt for that model
   alone. `dbt_record` records the successful build (`dw_meta.dbt_builds`).
+* **After publish**: `report` logs the night's summary; `leadership_report` writes the
+  HTML report and the owner digests from the published schema (under
+  `DW_DATA_DIR/reports/<as-of date>/`) and `send_digests` posts each owner's digest to
+  its connection `dw_digest_<owner>` (skipped without one). Neither can undo the publish.
 * **Schedule**: daily at 00:00 UTC; the run at D+1 00:00 processes day D, its data
   interval [D, D+1). Manual runs and `airflow dags test defection_nightly <D+1>` alike.
 * **Backfill / rerun**: every task is keyed on the data interval and idempotent. A rerun
@@ -169,7 +173,7 @@ def defection_nightly():
         sources = _sources(params)
         summary = pipeline.validate_raw(_day(data_interval_start), _endpoints(sources),
                                         run_id=run_id, sources=sources)
-        print(summary)
+        log.info(summary)
         return summary
 
     @task
@@ -204,7 +208,7 @@ def defection_nightly():
 
         summary = pipeline.validate_build(_day(data_interval_start), _endpoints(),
                                           Settings.from_env(), run_id=run_id)
-        print(summary)
+        log.info(summary)
         return summary
 
     @task
@@ -213,7 +217,7 @@ def defection_nightly():
 
         summary = pipeline.publish(_day(data_interval_start), _endpoints(),
                                    Settings.from_env(), run_id=run_id)
-        print(summary)
+        log.info(summary)
         return summary
 
     @task
@@ -223,19 +227,47 @@ def defection_nightly():
         day = _day(data_interval_start)
         sources = _sources(params)
         url = _endpoints(sources).warehouse_url
-        print(pipeline.sources_line(sources))
+        log.info(pipeline.sources_line(sources))
         rows = pipeline.raw_summary(url, day)
-        print(pipeline.format_raw_summary(rows, day))
-        print(pipeline.kpi_summary(url))
+        log.info(pipeline.format_raw_summary(rows, day))
+        log.info(pipeline.kpi_summary(url))
         return {table: batch_rows for table, batch_rows, _ in rows}
+
+    @task
+    def leadership_report(data_interval_start=None) -> str:
+        """The leadership report and the owner digests of the night just published, read
+        from the published schema only. Publish has committed: a failure here leaves it."""
+        from defection_warehouse.report.build import build
+
+        settings = Settings.from_env()
+        built = build(_endpoints().warehouse_url, settings.data_dir, settings.publish_schema,
+                      as_of=_day(data_interval_start))
+        log.info("leadership report: %s", built.report)
+        return str(built.digests)
+
+    @task
+    def send_digests(digests_folder: str) -> dict:
+        """Post each owner's digest to its webhook (connection dw_digest_<owner>); an owner
+        without one is skipped and a failed post is logged, never raised."""
+        from pathlib import Path
+
+        from defection_warehouse.report.digests import send_digests as send
+
+        result = send(Path(digests_folder))
+        return {"sent": list(result.sent), "skipped": list(result.skipped),
+                "failed": list(result.failed)}
 
     loads = [load.override(task_id=f"load_{s}")(
         extract.override(task_id=f"extract_{s}")(s)) for s in SOURCES]
     plan = dbt_plan()
     models = nightly_dbt_group(group_id="dbt", plan_task_id="dbt_plan",
                                default_args=default_args)
+    published = publish()
     loads >> validate_raw() >> plan >> models >> dbt_record(plan) >> validate_build() >> \
-        publish() >> report()
+        published >> report()
+    digests = leadership_report()
+    published >> digests
+    send_digests(digests)
 
 
 defection_nightly()

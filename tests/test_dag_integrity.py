@@ -197,3 +197,11 @@ def _ancestors(dag, task_id: str) -> set[str]:
                 seen.add(up)
                 todo.append(up)
     return seen
+
+
+def test_report_and_digests_follow_the_publish(dagbag) -> None:
+    dag = dagbag.dags["defection_nightly"]
+    assert dag.get_task("leadership_report").upstream_task_ids == {"publish"}
+    assert dag.get_task("send_digests").upstream_task_ids == {"leadership_report"}
+    # nothing waits on them: a failed report or send never holds back the night's publish
+    assert not dag.get_task("send_digests").downstream_task_ids
