@@ -7,6 +7,12 @@ and reports:
 
 - ``top_cause_agreement``: share of matched defections whose top attributed cause is one
   of the causes planted for that defection;
+- ``primary_cause_agreement``: share whose top attributed cause is the planted primary;
+- ``weighted_overlap``: mean over matched defections of the sum over causes of
+  min(published weight, planted weight), 1 when the weights agree exactly. The planted
+  weights count the primary cause twice and every other planted cause once (a primary
+  cause alone weighs 1; with one other 2/3 and 1/3; with two others 1/2, 1/4 and 1/4), as
+  the generator makes the primary cause the strongest;
 - ``unexplained_share``: share of matched defections attributed to ``unexplained``;
 - matched / unmatched counts and a per-cause confusion summary.
 
@@ -41,6 +47,14 @@ class PlantedDefection:
     primary_cause: str
     involuntary: bool = False
 
+    def planted_weights(self) -> dict[str, float]:
+        """The primary cause counts twice, every other planted cause once."""
+        shares = {c: (2.0 if c == self.primary_cause else 1.0) for c in self.causes}
+        if self.primary_cause and self.primary_cause not in shares:
+            shares[self.primary_cause] = 2.0
+        total = sum(shares.values())
+        return {c: w / total for c, w in shares.items()} if total else {}
+
 
 @dataclass(frozen=True)
 class CauseWeight:
@@ -66,6 +80,15 @@ class AttributedDefection:
         best = min(self.causes, key=lambda c: (-c.weight, c.cause_rank, c.cause_id))
         return best.cause_id
 
+    def overlap(self, planted: dict[str, float]) -> float:
+        """Sum over causes of min(published weight, planted weight)."""
+        published: dict[str, float] = defaultdict(float)
+        for c in self.causes:
+            published[c.cause_id] += c.weight
+        if not published:
+            published[UNEXPLAINED] = 1.0
+        return sum(min(w, planted.get(cause, 0.0)) for cause, w in published.items())
+
 
 @dataclass
 class CauseSummary:
@@ -74,6 +97,7 @@ class CauseSummary:
     defections: int = 0
     top_in_planted: int = 0
     top_is_primary: int = 0
+    overlap: float = 0.0
     top_causes: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
@@ -81,6 +105,7 @@ class CauseSummary:
             "defections": self.defections,
             "top_cause_agreement": _share(self.top_in_planted, self.defections),
             "top_is_primary": _share(self.top_is_primary, self.defections),
+            "weighted_overlap": _mean(self.overlap, self.defections),
             "top_causes": dict(self.top_causes.most_common()),
         }
 
@@ -95,6 +120,7 @@ class Report:
     top_in_planted: int
     top_is_primary: int
     unexplained: int
+    overlap_sum: float
     by_primary_cause: dict[str, CauseSummary]
     # attributed top cause -> (times it was top, times it was one of the planted causes)
     by_top_cause: dict[str, tuple[int, int]]
@@ -107,11 +133,20 @@ class Report:
     def unexplained_share(self) -> float:
         return _share(self.unexplained, self.matched)
 
+    @property
+    def primary_cause_agreement(self) -> float:
+        return _share(self.top_is_primary, self.matched)
+
+    @property
+    def weighted_overlap(self) -> float:
+        return _mean(self.overlap_sum, self.matched)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "top_cause_agreement": self.top_cause_agreement,
             "unexplained_share": self.unexplained_share,
-            "primary_cause_agreement": _share(self.top_is_primary, self.matched),
+            "primary_cause_agreement": self.primary_cause_agreement,
+            "weighted_overlap": self.weighted_overlap,
             "matched": self.matched,
             "unmatched_truth": self.unmatched_truth,
             "unmatched_warehouse": self.unmatched_warehouse,
@@ -129,6 +164,10 @@ class Report:
 
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
+
+
+def _mean(total: float, count: int) -> float:
+    return round(total / count, 6) if count else 0.0
 
 
 def read_truth(path: str | Path) -> list[PlantedDefection]:
@@ -159,6 +198,7 @@ def evaluate(attributed: Iterable[AttributedDefection],
     truth_keys = {(t.customer_id, t.defection_date) for t in truth}
 
     matched = top_in = top_primary = unexplained = 0
+    overlap_sum = 0.0
     per_primary: dict[str, CauseSummary] = defaultdict(CauseSummary)
     per_top: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for t in truth:
@@ -171,7 +211,10 @@ def evaluate(attributed: Iterable[AttributedDefection],
         top_in += hit
         top_primary += top == t.primary_cause
         unexplained += top == UNEXPLAINED
+        overlap = a.overlap(t.planted_weights())
+        overlap_sum += overlap
         s = per_primary[t.primary_cause]
+        s.overlap += overlap
         s.defections += 1
         s.top_in_planted += hit
         s.top_is_primary += top == t.primary_cause
@@ -187,6 +230,7 @@ def evaluate(attributed: Iterable[AttributedDefection],
         top_in_planted=top_in,
         top_is_primary=top_primary,
         unexplained=unexplained,
+        overlap_sum=overlap_sum,
         by_primary_cause=dict(per_primary),
         by_top_cause={k: (v[0], v[1]) for k, v in per_top.items()},
     )
@@ -225,18 +269,20 @@ def format_report(report: Report) -> str:
         f"{report.unmatched_truth}, unmatched warehouse {report.unmatched_warehouse}",
         f"top_cause_agreement: {report.top_cause_agreement:.4f} "
         f"({report.top_in_planted}/{report.matched} top cause is a planted cause)",
-        f"primary_cause_agreement: {_share(report.top_is_primary, report.matched):.4f}",
+        f"primary_cause_agreement: {report.primary_cause_agreement:.4f}",
+        f"weighted_overlap: {report.weighted_overlap:.4f}",
         f"unexplained_share: {report.unexplained_share:.4f} "
         f"({report.unexplained}/{report.matched})",
         "",
-        f"{'planted primary cause':<22}{'n':>5}{'agree':>8}{'primary':>9}  "
+        f"{'planted primary cause':<22}{'n':>5}{'agree':>8}{'primary':>9}{'overlap':>9}  "
         "attributed top causes",
     ]
     for cause, s in sorted(report.by_primary_cause.items(), key=lambda kv: -kv[1].defections):
         tops = ", ".join(f"{c} {n}" for c, n in s.top_causes.most_common(4))
         lines.append(f"{cause:<22}{s.defections:>5}"
                      f"{_share(s.top_in_planted, s.defections):>8.2f}"
-                     f"{_share(s.top_is_primary, s.defections):>9.2f}  {tops}")
+                     f"{_share(s.top_is_primary, s.defections):>9.2f}"
+                     f"{_mean(s.overlap, s.defections):>9.2f}  {tops}")
     lines += ["", f"{'attributed top cause':<22}{'n':>5}{'precision':>11}"]
     for cause, (top, hit) in sorted(report.by_top_cause.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"{cause:<22}{top:>5}{_share(hit, top):>11.2f}")
