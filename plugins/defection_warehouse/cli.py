@@ -311,7 +311,10 @@ def cmd_attribution_report() -> None:
     """Compare attribution with the sample's planted truth.
 
     Compares the causes the marts attribute defections to with the causes the sample
-    generator planted, and writes bench/attribution.json. Needs `make demo` first.
+    generator planted, and writes bench/attribution.json (bench/attribution_hard.json for
+    the hard sample). Needs `make demo` first. Ends with the headline figures of every
+    sample measured so far side by side: run it once after a demo of each difficulty
+    (each with its own DW_DATA_DIR and warehouse) to compare them.
     """
     from defection_warehouse.sample import attribution_report
 
@@ -320,9 +323,23 @@ def cmd_attribution_report() -> None:
     if not truth.exists():
         raise SystemExit(f"{truth} not found: run `make demo` first (it generates the "
                          "sample and builds the marts)")
+    stamp = settings.sample_dir / "sample.json"
+    params = json.loads(stamp.read_text()).get("params", {}) if stamp.exists() else {}
+    difficulty = params.get("difficulty", "standard")
+    bench = PROJECT_ROOT / "bench"
+    out = bench / ("attribution.json" if difficulty == "standard"
+                   else f"attribution_{difficulty}.json")
     _exit(attribution_report.main([
         "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
-        "--out", str(PROJECT_ROOT / "bench" / "attribution.json")]))
+        "--out", str(out)]))
+    results = {}
+    for name, path in (("standard", bench / "attribution.json"),
+                       ("hard", bench / "attribution_hard.json")):
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    print()
+    print(f"this sample: {difficulty}; the figures of each sample measured (bench/):")
+    print(attribution_report.format_comparison(results))
 
 
 @app.command("setup-roles")

@@ -14,7 +14,13 @@ and reports:
   cause alone weighs 1; with one other 2/3 and 1/3; with two others 1/2, 1/4 and 1/4), as
   the generator makes the primary cause the strongest;
 - ``unexplained_share``: share of matched defections attributed to ``unexplained``;
+- ``confident_share`` and ``confident_top_cause_agreement``: the share of matched
+  defections whose attribution the warehouse calls confident
+  (``fct_defections.attribution_confidence``) and the agreement among them;
 - matched / unmatched counts and a per-cause confusion summary.
+
+``format_comparison`` puts the headline figures of several samples (the standard and the
+hard one, each measured on its own warehouse) side by side.
 
 Usage::
 
@@ -71,6 +77,7 @@ class AttributedDefection:
     customer_id: str
     defection_date: date
     causes: list[CauseWeight] = field(default_factory=list)
+    confidence: str | None = None
 
     @property
     def top_cause(self) -> str:
@@ -121,6 +128,8 @@ class Report:
     top_is_primary: int
     unexplained: int
     overlap_sum: float
+    confident: int
+    confident_top_in_planted: int
     by_primary_cause: dict[str, CauseSummary]
     # attributed top cause -> (times it was top, times it was one of the planted causes)
     by_top_cause: dict[str, tuple[int, int]]
@@ -141,12 +150,22 @@ class Report:
     def weighted_overlap(self) -> float:
         return _mean(self.overlap_sum, self.matched)
 
+    @property
+    def confident_share(self) -> float:
+        return _share(self.confident, self.matched)
+
+    @property
+    def confident_top_cause_agreement(self) -> float:
+        return _share(self.confident_top_in_planted, self.confident)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "top_cause_agreement": self.top_cause_agreement,
             "unexplained_share": self.unexplained_share,
             "primary_cause_agreement": self.primary_cause_agreement,
             "weighted_overlap": self.weighted_overlap,
+            "confident_share": self.confident_share,
+            "confident_top_cause_agreement": self.confident_top_cause_agreement,
             "matched": self.matched,
             "unmatched_truth": self.unmatched_truth,
             "unmatched_warehouse": self.unmatched_warehouse,
@@ -199,6 +218,7 @@ def evaluate(attributed: Iterable[AttributedDefection],
 
     matched = top_in = top_primary = unexplained = 0
     overlap_sum = 0.0
+    confident = confident_top_in = 0
     per_primary: dict[str, CauseSummary] = defaultdict(CauseSummary)
     per_top: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for t in truth:
@@ -211,6 +231,9 @@ def evaluate(attributed: Iterable[AttributedDefection],
         top_in += hit
         top_primary += top == t.primary_cause
         unexplained += top == UNEXPLAINED
+        if a.confidence == "confident":
+            confident += 1
+            confident_top_in += hit
         overlap = a.overlap(t.planted_weights())
         overlap_sum += overlap
         s = per_primary[t.primary_cause]
@@ -231,32 +254,41 @@ def evaluate(attributed: Iterable[AttributedDefection],
         top_is_primary=top_primary,
         unexplained=unexplained,
         overlap_sum=overlap_sum,
+        confident=confident,
+        confident_top_in_planted=confident_top_in,
         by_primary_cause=dict(per_primary),
         by_top_cause={k: (v[0], v[1]) for k, v in per_top.items()},
     )
 
 
 def read_attribution(warehouse_url: str, schema: str = "analytics") -> list[AttributedDefection]:
-    """Every defection of fct_defections with its rows of fct_defection_causes."""
+    """Every defection of fct_defections with its rows of fct_defection_causes (and its
+    attribution_confidence, where the warehouse has one)."""
     from psycopg import sql
 
     from defection_warehouse.db import connect
 
-    query = sql.SQL(
-        "select d.defection_id, d.customer_id, d.defection_date,"
-        " c.cause_id, c.weight::float8, c.cause_rank"
-        " from {defections} as d"
-        " left join {causes} as c on c.defection_id = d.defection_id"
-        " order by d.defection_id, c.cause_rank"
-    ).format(
-        defections=sql.Identifier(schema, "fct_defections"),
-        causes=sql.Identifier(schema, "fct_defection_causes"),
-    )
     out: dict[str, AttributedDefection] = {}
     with connect(warehouse_url) as conn:
-        for defection_id, customer_id, day, cause_id, weight, rank in conn.execute(query):
-            a = out.setdefault(defection_id,
-                               AttributedDefection(defection_id, customer_id, day))
+        has_confidence = conn.execute(
+            "select exists (select from information_schema.columns where table_schema = %s"
+            " and table_name = 'fct_defections' and column_name = 'attribution_confidence')",
+            (schema,)).fetchone()[0]
+        query = sql.SQL(
+            "select d.defection_id, d.customer_id, d.defection_date, {confidence},"
+            " c.cause_id, c.weight::float8, c.cause_rank"
+            " from {defections} as d"
+            " left join {causes} as c on c.defection_id = d.defection_id"
+            " order by d.defection_id, c.cause_rank"
+        ).format(
+            confidence=sql.SQL("d.attribution_confidence" if has_confidence else "null::text"),
+            defections=sql.Identifier(schema, "fct_defections"),
+            causes=sql.Identifier(schema, "fct_defection_causes"),
+        )
+        for defection_id, customer_id, day, confidence, cause_id, weight, rank in \
+                conn.execute(query):
+            a = out.setdefault(defection_id, AttributedDefection(
+                defection_id, customer_id, day, confidence=confidence))
             if cause_id is not None:
                 a.causes.append(CauseWeight(cause_id, float(weight), int(rank)))
     return list(out.values())
@@ -273,6 +305,8 @@ def format_report(report: Report) -> str:
         f"weighted_overlap: {report.weighted_overlap:.4f}",
         f"unexplained_share: {report.unexplained_share:.4f} "
         f"({report.unexplained}/{report.matched})",
+        f"confident_share: {report.confident_share:.4f} ({report.confident}/{report.matched}); "
+        f"top cause agreement among them {report.confident_top_cause_agreement:.4f}",
         "",
         f"{'planted primary cause':<22}{'n':>5}{'agree':>8}{'primary':>9}{'overlap':>9}  "
         "attributed top causes",
@@ -286,6 +320,31 @@ def format_report(report: Report) -> str:
     lines += ["", f"{'attributed top cause':<22}{'n':>5}{'precision':>11}"]
     for cause, (top, hit) in sorted(report.by_top_cause.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"{cause:<22}{top:>5}{_share(hit, top):>11.2f}")
+    return "\n".join(lines)
+
+
+HEADLINE = (
+    ("top cause is the planted primary", "primary_cause_agreement"),
+    ("top cause among the planted causes", "top_cause_agreement"),
+    ("weighted overlap", "weighted_overlap"),
+    ("unexplained share", "unexplained_share"),
+    ("confident share", "confident_share"),
+    ("agreement among confident", "confident_top_cause_agreement"),
+)
+
+
+def format_comparison(results: dict[str, dict[str, object]]) -> str:
+    """The headline figures of several samples side by side, one column per sample."""
+    names = list(results)
+    lines = [f"{'figure':<36}" + "".join(f"{n:>12}" for n in names)]
+    for label, key in HEADLINE:
+        cells = []
+        for n in names:
+            value = results[n].get(key)
+            cells.append(f"{value:>12.4f}" if isinstance(value, int | float) else f"{'-':>12}")
+        lines.append(f"{label:<36}" + "".join(cells))
+    lines.append(f"{'defections matched':<36}"
+                 + "".join(f"{results[n].get('matched', '-'):>12}" for n in names))
     return "\n".join(lines)
 
 
