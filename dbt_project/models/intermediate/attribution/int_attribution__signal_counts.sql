@@ -60,42 +60,94 @@ compared as (
         )
 ),
 
--- each compared checkpoint under each rule whose data was there
-observable as (
+-- the compared checkpoints of each fit date, counted per segment, leaver or stayer and
+-- combination of available families: a handful of groups instead of a row per
+-- checkpoint and rule
+checkpoint_groups as (
     select
-        compared.checkpoint_id,
-        compared.is_leaver,
-        compared.as_of_date,
+        fit_dates.fitted_as_of,
         compared.segment,
-        rules.signal_id
-    from compared
+        compared.is_leaver,
+        families.is_crm_linked,
+        families.has_crm_activity,
+        families.has_support,
+        families.has_usage,
+        families.has_survey,
+        count(*) as checkpoints
+    from fit_dates
+    inner join compared
+        on fit_dates.fitted_as_of >= compared.as_of_date
     inner join families
         on compared.checkpoint_id = families.checkpoint_id
+    group by
+        fit_dates.fitted_as_of, compared.segment, compared.is_leaver, families.is_crm_linked,
+        families.has_crm_activity, families.has_support, families.has_usage,
+        families.has_survey
+),
+
+-- a rule counts the checkpoints where its data was there
+observable as (
+    select
+        checkpoint_groups.fitted_as_of,
+        rules.signal_id,
+        checkpoint_groups.segment,
+        coalesce(sum(checkpoint_groups.checkpoints) filter (where checkpoint_groups.is_leaver), 0)
+            as leaver_checkpoints,
+        coalesce(
+            sum(checkpoint_groups.checkpoints) filter (where not checkpoint_groups.is_leaver), 0
+        ) as stayer_checkpoints
+    from checkpoint_groups
     cross join rules
-    where {{ evidence_family_available('rules.evidence_family', 'families') }}
+    where {{ evidence_family_available('rules.evidence_family', 'checkpoint_groups') }}
+    group by checkpoint_groups.fitted_as_of, rules.signal_id, checkpoint_groups.segment
+),
+
+-- and its hits there (a hit exists only where its family was available)
+fired as (
+    select
+        fit_dates.fitted_as_of,
+        hits.signal_id,
+        compared.segment,
+        count(*) filter (where compared.is_leaver) as leaver_hits,
+        count(*) filter (where not compared.is_leaver) as stayer_hits
+    from fit_dates
+    inner join compared
+        on fit_dates.fitted_as_of >= compared.as_of_date
+    inner join hits
+        on compared.checkpoint_id = hits.checkpoint_id
+    group by fit_dates.fitted_as_of, hits.signal_id, compared.segment
+),
+
+by_segment as (
+    select
+        observable.fitted_as_of,
+        observable.signal_id,
+        observable.segment,
+        observable.leaver_checkpoints,
+        coalesce(fired.leaver_hits, 0) as leaver_hits,
+        observable.stayer_checkpoints,
+        coalesce(fired.stayer_hits, 0) as stayer_hits
+    from observable
+    left join fired
+        on
+            observable.fitted_as_of = fired.fitted_as_of
+            and observable.signal_id = fired.signal_id
+            and observable.segment = fired.segment
 ),
 
 counts as (
+    select * from by_segment
+    union all
     select
-        fit_dates.fitted_as_of,
-        observable.signal_id,
-        case when grouping(observable.segment) = 1 then 'all' else observable.segment end
-            as segment,
-        count(*) filter (where observable.is_leaver) as leaver_checkpoints,
-        count(hits.checkpoint_id) filter (where observable.is_leaver) as leaver_hits,
-        count(*) filter (where not observable.is_leaver) as stayer_checkpoints,
-        count(hits.checkpoint_id) filter (where not observable.is_leaver) as stayer_hits
-    from fit_dates
-    inner join observable
-        on fit_dates.fitted_as_of >= observable.as_of_date
-    left join hits
-        on
-            observable.checkpoint_id = hits.checkpoint_id
-            and observable.signal_id = hits.signal_id
-    group by grouping sets (
-        (fit_dates.fitted_as_of, observable.signal_id, observable.segment),
-        (fit_dates.fitted_as_of, observable.signal_id)
-    )
+        fitted_as_of,
+        signal_id,
+        'all' as segment,
+        sum(leaver_checkpoints) as leaver_checkpoints,
+        sum(leaver_hits) as leaver_hits,
+        sum(stayer_checkpoints) as stayer_checkpoints,
+        sum(stayer_hits) as stayer_hits
+    from by_segment
+    group by fitted_as_of, signal_id
 ),
 
 -- every rule at every fit date has an 'all' row, with zero counts when nothing compared

@@ -8,7 +8,7 @@
 --   lift      = precision / base rate: how many times likelier a flagged customer was to
 --               leave than a customer picked at random.
 -- The customers scored are those paying that day (at most backtest_max_customers of them,
--- drawn by md5 of the customer id), so the rates describe the whole paying base.
+-- drawn by a stable hash of the customer id), so the rates describe the whole paying base.
 with
 
 checkpoints as (
@@ -32,22 +32,28 @@ as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
+-- the scored customers who defected within the horizon after their backtest date
+defected as (
+    select distinct checkpoints.checkpoint_id
+    from checkpoints
+    inner join defections
+        on
+            checkpoints.customer_id = defections.customer_id
+            and checkpoints.as_of_date < defections.defection_date
+            and checkpoints.as_of_date + {{ var('at_risk_horizon_days') }}
+            >= defections.defection_date
+),
+
 outcomes as (
     select
         checkpoints.as_of_date,
         coalesce(risk.is_flagged, false) as is_flagged,
-        exists (
-            select
-            from defections
-            where
-                defections.customer_id = checkpoints.customer_id
-                and defections.defection_date > checkpoints.as_of_date
-                and defections.defection_date
-                <= checkpoints.as_of_date + {{ var('at_risk_horizon_days') }}
-        ) as has_defected
+        defected.checkpoint_id is not null as has_defected
     from checkpoints
     left join risk
         on checkpoints.checkpoint_id = risk.checkpoint_id
+    left join defected
+        on checkpoints.checkpoint_id = defected.checkpoint_id
 ),
 
 counted as (
