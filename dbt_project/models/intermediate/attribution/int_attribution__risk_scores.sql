@@ -52,7 +52,7 @@ ranked as (
         scored.paying_customers,
         row_number() over (
             partition by checkpoints.checkpoint_kind, checkpoints.as_of_date
-            order by scores.risk_log_lift desc, checkpoints.mrr desc, checkpoints.customer_id
+            order by scores.risk_log_lift desc, checkpoints.mrr desc, checkpoints.customer_id asc
         ) as risk_rank
     from checkpoints
     inner join scores

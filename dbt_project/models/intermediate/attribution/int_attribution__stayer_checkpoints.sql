@@ -174,8 +174,7 @@ ranked_candidates as materialized (
         candidates.*,
         (
             row_number() over (
-                partition by
-                    candidates.month, candidates.tenure_band, candidates.segment collate "C"
+                partition by candidates.month, candidates.tenure_band, candidates.segment
                 order by candidates.draw_key, candidates.customer_id
             ) - 1
         ) / {{ var('lift_stayers_per_defection') }} + 1 as leaver_rank
