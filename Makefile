@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report gx-suites roles warehouse-stop clean
+# The browser test renders the report in Debian's Chromium (make browser installs it).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: install browser demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report gx-suites roles warehouse-stop clean
 
 install: $(STAMP)
 
@@ -19,10 +23,24 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	@$(BIN)/python -m defection_warehouse demo
 
-test: $(STAMP)
+# Chromium and its driver for the browser test, from apt when missing (as root, or with
+# sudo); without apt-get it says so and the browser test is skipped.
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "==> installing chromium and chromium-driver with apt-get"; \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	  else \
+	    echo "==> no $(CHROMIUM) and no apt-get: the browser test will be skipped"; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser
 	@$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	@$(BIN)/python -m pytest -m "not slow"
 
 attribution-report: $(STAMP)
@@ -32,11 +50,13 @@ bench: $(STAMP)
 	@$(BIN)/python bench/run_bench.py
 
 lint: $(STAMP)
-	@$(BIN)/ruff check plugins dags tests bench
+	@$(BIN)/ruff check plugins dags tests bench docker
+	@$(BIN)/mypy
+	@$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 	@$(BIN)/python -m defection_warehouse lint-sql
 
 format: $(STAMP)
-	@$(BIN)/ruff check --fix plugins dags tests bench
+	@$(BIN)/ruff check --fix plugins dags tests bench docker
 
 contracts-doc: $(STAMP)
 	@$(BIN)/python -m defection_warehouse.sources.contracts > docs/source_contracts.md

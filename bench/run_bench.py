@@ -232,13 +232,17 @@ def settle(url: str, limit_seconds: float = 120) -> None:
             time.sleep(1)
 
 
-def run_timed_dbt(url: str, day: date, *, full_refresh: bool) -> float:
-    from defection_warehouse.transform.dbt_runner import nightly_build
+def run_timed_dbt(url: str, day: date, *, full_refresh: bool, keep_results: Path) -> float:
+    """A timed nightly build; dbt's run_results.json (every node's time) is kept as
+    `keep_results`, to see where the build's time goes."""
+    from defection_warehouse.transform.dbt_runner import DBT_DIR, nightly_build
 
     settle(url)
     t0 = time.perf_counter()
     nightly_build(url, as_of=day, full_refresh=full_refresh)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    shutil.copy(DBT_DIR / "target" / "run_results.json", keep_results)
+    return seconds
 
 
 def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
@@ -257,7 +261,8 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
         loader.load(source, day)
     dbt_parse(url)
     say("dbt: full build of the first day")
-    first_full = run_timed_dbt(url, day, full_refresh=True)
+    first_full = run_timed_dbt(url, day, full_refresh=True,
+                               keep_results=base / "run_results_first_full.json")
     say(f"  {first_full:.1f}s")
 
     # One more day: a copy of the sources, changed by about 1%, extracted and loaded.
@@ -282,10 +287,12 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     rows_next = sum(loader.load(s, nxt).rows_loaded for s in SOURCES)
 
     say("dbt: incremental build of the next day")
-    incremental = run_timed_dbt(url, nxt, full_refresh=False)
+    incremental = run_timed_dbt(url, nxt, full_refresh=False,
+                                keep_results=base / "run_results_incremental.json")
     say(f"  {incremental:.1f}s")
     say("dbt: full build of the same data")
-    full = run_timed_dbt(url, nxt, full_refresh=True)
+    full = run_timed_dbt(url, nxt, full_refresh=True,
+                         keep_results=base / "run_results_full.json")
     say(f"  {full:.1f}s")
     say("dbt: the same full build through the DAG's dbt stage")
     settle(url)

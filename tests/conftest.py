@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -44,6 +47,37 @@ def dbt_manifest() -> Path:
 
     run_dbt(["parse", "--quiet"], "postgresql://localhost/unused")
     return DBT_DIR / "target" / "manifest.json"
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """The package laid out as a regular (not editable) install lays it out: its files
+    copied into a site-packages folder of their own, away from the project's dags, dbt
+    project and expectations, as in the Docker image (pip install /opt/project)."""
+
+    site: Path
+
+    def run(self, code: str, *, project_dir: Path | None, cwd: Path,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`code` in a fresh interpreter that imports the package from `site` only, with
+        DW_PROJECT_DIR set to `project_dir` (None: unset) and working directory `cwd`."""
+        environ = {k: v for k, v in os.environ.items()
+                   if k not in ("DW_PROJECT_DIR", "PYTHONPATH", "DW_DATA_DIR")}
+        environ.update(env or {})
+        environ["PYTHONPATH"] = str(self.site)
+        if project_dir is not None:
+            environ["DW_PROJECT_DIR"] = str(project_dir)
+        return subprocess.run([sys.executable, "-c", code], env=environ, cwd=cwd,
+                              capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory: pytest.TempPathFactory) -> InstalledPackage:
+    site = tmp_path_factory.mktemp("site-packages")
+    shutil.copytree(PROJECT_ROOT / "plugins" / "defection_warehouse",
+                    site / "defection_warehouse",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return InstalledPackage(site)
 
 
 @pytest.fixture(scope="session")

@@ -335,6 +335,22 @@ def test_server_refuses_non_loopback(store_path: Path) -> None:
         BillingServer(store_path, KEY, host="0.0.0.0")
 
 
+def test_server_on_a_private_network_when_allowed(store_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """docker-compose.yml's billing-api listens on the compose network (0.0.0.0): only
+    with allow_network (the CLI's --allow-network)."""
+    with BillingServer(store_path, KEY, host="0.0.0.0", allow_network=True) as server:
+        r = requests.get(f"http://127.0.0.1:{server.port}/v1/customers",
+                         headers={"Authorization": f"Bearer {KEY}"}, timeout=5)
+        assert r.status_code == 200 and len(r.json()["data"]) == 6
+    monkeypatch.setenv("BILLING_API_KEY", KEY)
+    with pytest.raises(SystemExit) as info:
+        main(["--store", str(store_path), "--host", "0.0.0.0", "--port", "0"])
+    assert info.value.code == 2
+    assert "--allow-network" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------
 # The extract
 # ---------------------------------------------------------------------------------------

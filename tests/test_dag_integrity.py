@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,36 @@ def dagbag():
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert "defection_nightly" in dagbag.dags
+
+
+PARSE_DAGS = """
+import json, os
+from airflow.dag_processing.dagbag import DagBag
+import defection_warehouse
+bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+dag = bag.dags.get("defection_nightly")
+print(json.dumps({"package": defection_warehouse.__file__,
+                  "errors": {path: str(error) for path, error in bag.import_errors.items()},
+                  "dags": sorted(bag.dags),
+                  "dbt_tasks": sum(t.task_id.startswith("dbt.") for t in dag.tasks) if dag else 0}))
+"""
+
+
+def test_the_dag_parses_from_an_installed_package(installed_package, dbt_manifest,
+                                                  tmp_path: Path) -> None:
+    """As in the Docker image: the package in site-packages, the DAG folder and the dbt
+    manifest in the project folder that DW_PROJECT_DIR names, Airflow started elsewhere."""
+    project = DAGS.parent
+    proc = installed_package.run(PARSE_DAGS, project_dir=project, cwd=tmp_path, env={
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "no-plugins"),
+    })
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parsed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(parsed["package"]).is_relative_to(installed_package.site)
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == ["defection_nightly"]
+    assert parsed["dbt_tasks"] > 0, "no dbt tasks rendered from the project's manifest"
 
 
 def test_every_dag_is_documented_tagged_and_retried(dagbag) -> None:

@@ -10,7 +10,7 @@ import defection_warehouse
 
 PACKAGE = Path(defection_warehouse.__file__).parent
 # Stages in the order a night runs them; the sample business stands beside them.
-STAGES = ("sources", "load", "transform", "quality", "publish", "sample")
+STAGES = ("sources", "load", "transform", "quality", "publish", "report", "sample")
 # Shared by every stage; they import nothing but each other and the source contracts.
 SHARED = {"config", "db", "embedded", "notify"}
 TOP = {"cli", "pipeline", "__main__"}

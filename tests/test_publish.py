@@ -11,6 +11,8 @@ from datetime import date
 import psycopg
 import pytest
 
+from defection_warehouse import cli
+from defection_warehouse.publish import roles
 from defection_warehouse.publish.swap import (
     PublishError,
     PublishResult,
@@ -18,6 +20,7 @@ from defection_warehouse.publish.swap import (
     ensure_build_schema,
     publish,
     published_checksums,
+    restore_previous,
 )
 
 BUILD, PUB = "analytics_build", "analytics"
@@ -413,3 +416,99 @@ def test_readers_never_see_a_missing_empty_or_mixed_table(warehouse_url: str) ->
         assert len(set(versions)) >= generations // 2, f"saw only generations {set(versions)}"
     assert rows(warehouse_url, "select count(*) from dw_meta.publish_log") \
         == [(generations + 1,)]
+
+
+def restore(url: str) -> PublishResult:
+    return restore_previous(url, build_schema=BUILD, publish_schema=PUB)
+
+
+def history(url: str) -> list[tuple]:
+    return rows(url, f"select as_of_date, run_id, count(*), min(version), max(version) "
+                     f"from {PUB}.kpi_history group by 1, 2 order by 1")
+
+
+def reporter_reads(url: str) -> dict[str, bool]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute(
+            "select n.nspname || '.' || c.relname, has_table_privilege('dw_reporter', c.oid, "
+            "'SELECT') and has_schema_privilege('dw_reporter', n.oid, 'USAGE') "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname in (%s, %s) and c.relkind = 'r'", (PUB, BUILD)).fetchall())
+
+
+def test_restore_previous_publishes_the_replaced_generation_again(warehouse_url: str,
+                                                                  monkeypatch, capsys) -> None:
+    """docs/runbook.md's "Restore the previous published build": after a publish the build
+    schema holds the generation it replaced; restoring swaps them back."""
+    roles.setup_roles(warehouse_url, build_schema=BUILD, publish_schema=PUB)
+    build(warehouse_url, 1)
+    run(warehouse_url, "run_1", D1)
+    first = published_checksums(warehouse_url, PUB)
+    build(warehouse_url, 2, months=4, customers=7)
+    run(warehouse_url, "run_2", D2)
+    second = published_checksums(warehouse_url, PUB)
+    oids = {s: schema_oid(warehouse_url, s) for s in (BUILD, PUB)}
+
+    restored = restore(warehouse_url)
+    assert (restored.run_id, restored.as_of_date) == ("run_1", D1)
+    assert restored.row_counts == {"dim_customers": 5, "kpi_retention_monthly": 3}
+    # the schemas were swapped back (no copy), and the published marts are run_1's
+    assert schema_oid(warehouse_url, PUB) == oids[BUILD]
+    assert published_checksums(warehouse_url, PUB) == first
+    assert history(warehouse_url) == [(D1, "run_1", 3, 1, 1)]
+    assert rows(warehouse_url, "select run_id, as_of_date from dw_meta.publish_log "
+                               "order by id") == [("run_1", D1), ("run_2", D2), ("run_1", D1)]
+    # the reporter reads the restored marts and nothing of the undone build
+    assert all(readable == name.startswith(f"{PUB}.")
+               for name, readable in reporter_reads(warehouse_url).items())
+    # the undone build waits in the build schema, and cannot be published without a build
+    assert rows(warehouse_url, f"select max(version) from {BUILD}.dim_customers") == [(2,)]
+    with pytest.raises(PublishError, match="not been rebuilt since the last publish"):
+        run(warehouse_url, "run_2", D2)
+
+    # Restoring again (the command line) undoes the restore.
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["restore-previous"])
+    assert done.value.code == 0
+    assert "restored run run_2 (as-of 2026-10-31) to analytics" in capsys.readouterr().out
+    assert published_checksums(warehouse_url, PUB) == second
+    assert history(warehouse_url) == [(D1, "run_1", 3, 1, 1), (D2, "run_2", 4, 2, 2)]
+
+    # The next night builds and publishes as usual.
+    build(warehouse_url, 3)
+    assert run(warehouse_url, "run_3", D2).row_counts["dim_customers"] == 5
+    assert history(warehouse_url) == [(D1, "run_1", 3, 1, 1), (D2, "run_3", 3, 3, 3)]
+
+
+def test_restore_is_refused_when_the_previous_generation_is_gone(warehouse_url: str) -> None:
+    with pytest.raises(PublishError, match="does not hold the previous published generation"):
+        restore(warehouse_url)  # nothing published yet
+    build(warehouse_url, 1)
+    run(warehouse_url, "run_1", D1)
+    before = state(warehouse_url)
+    with pytest.raises(PublishError, match="run_1 was the first publish"):
+        restore(warehouse_url)
+    assert state(warehouse_url) == before
+
+    build(warehouse_url, 2)
+    run(warehouse_url, "run_2", D2)
+    ensure_build_schema(warehouse_url, BUILD)  # the next night's dbt build has begun
+    before = state(warehouse_url)
+    with pytest.raises(PublishError, match="a dbt build has run since the last publish"):
+        restore(warehouse_url)
+    assert state(warehouse_url) == before
+
+
+def test_restore_after_a_rerun_of_the_same_day(warehouse_url: str) -> None:
+    """A rerun of the same as-of date replaced that date's KPI history; restoring the
+    previous generation writes its KPIs back."""
+    build(warehouse_url, 1)
+    run(warehouse_url, "run_a", D2)
+    before = published_checksums(warehouse_url, PUB)
+    build(warehouse_url, 2, months=5)
+    run(warehouse_url, "run_b", D2)
+    assert history(warehouse_url) == [(D2, "run_b", 5, 2, 2)]
+    assert restore(warehouse_url).run_id == "run_a"
+    assert history(warehouse_url) == [(D2, "run_a", 3, 1, 1)]
+    assert published_checksums(warehouse_url, PUB) == before

@@ -255,3 +255,47 @@ def test_no_module_imports_the_command_line() -> None:
             if "defection_warehouse.cli" in names:
                 offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+def password_hash(admin_url: str, role: str) -> str | None:
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("select rolpassword from pg_authid where rolname = %s and rolcanlogin",
+                           (role,)).fetchone()
+    return row[0] if row else None
+
+
+def test_login_for_the_bi_tool_reads_as_the_reporter(warehouse: str, monkeypatch,
+                                                     capsys) -> None:
+    """docker-compose.yml's init makes the BI tool's login a member of dw_reporter, with
+    the password from the environment; running it again resets the password."""
+    setup(warehouse)
+    name = f"dwtest_bi_{uuid.uuid4().hex[:8]}"
+    first, second = secrets.token_hex(12), secrets.token_hex(12)
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse)
+    try:
+        monkeypatch.setenv("DWTEST_BI_PASSWORD", first)
+        assert roles.main(["login", name, "--role", "dw_reporter",
+                           "--password-env", "DWTEST_BI_PASSWORD"]) == 0
+        out = capsys.readouterr().out
+        assert first not in out and f'grant "dw_reporter" to "{name}";' in out
+        bi = as_user(warehouse, name, first)
+        assert can(bi, f"select * from {PUB}.kpi_retention_monthly")
+        for table in NOT_FOR_REPORTER:
+            assert not can(bi, f"select * from {table}"), f"the BI login can read {table}"
+
+        hashed = password_hash(warehouse, name)
+        monkeypatch.setenv("DWTEST_BI_PASSWORD", second)
+        assert roles.main(["login", name, "--role", "dw_reporter",
+                           "--password-env", "DWTEST_BI_PASSWORD"]) == 0
+        assert can(as_user(warehouse, name, second), f"select * from {PUB}.kpi_retention_monthly")
+        assert hashed is not None
+        assert password_hash(warehouse, name) not in (None, hashed)  # the new password
+
+        monkeypatch.delenv("DWTEST_BI_PASSWORD")
+        assert roles.main(["login", name, "--role", "dw_reporter",
+                           "--password-env", "DWTEST_BI_PASSWORD"]) == 2
+        with pytest.raises(ValueError, match="group role"):
+            roles.ensure_login(warehouse, "dw_reporter", first, role="dw_reporter")
+    finally:
+        with psycopg.connect(warehouse, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(name)))

@@ -238,8 +238,8 @@ def cmd_demo(
     Starts the warehouse (embedded unless WAREHOUSE_URL is set), generates the sample
     (or reuses it when its settings have not changed), serves its billing API, runs
     `airflow dags test defection_nightly` for the sample's last day (SAMPLE_END_DATE)
-    and prints what was loaded and the latest KPIs. A sample of another difficulty than
-    the one generated is generated anew.
+    and prints what was loaded, the latest KPIs and where the leadership report is. A
+    sample of another difficulty than the one generated is generated anew.
     """
     settings = _with_difficulty(Settings.from_env(), difficulty)
     started = time.monotonic()
@@ -249,6 +249,10 @@ def cmd_demo(
     day = settings.sample_end_date
     run_days([day], settings, wh, crm if "crm" in settings.sources else None)
     print_summary(wh, day)
+    from defection_warehouse.report.build import build
+
+    built = build(wh, settings.data_dir, settings.publish_schema)
+    say(f"leadership report: {built.report} (owner digests in {built.digests})")
     say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
         f"{db.redact(wh)}")
 
@@ -342,6 +346,31 @@ def cmd_attribution_report() -> None:
     print(attribution_report.format_comparison(results))
 
 
+@app.command("report")
+def cmd_report(
+    as_of: Annotated[date | None, typer.Option(
+        "--as-of", parser=_iso_date, metavar="DATE",
+        help="the as-of date the published marts must have (default: theirs)")] = None,
+) -> None:
+    """Build the leadership report and the owner digests.
+
+    Reads the published schema (DW_PUBLISH_SCHEMA, `analytics`) only and writes
+    DW_DATA_DIR/reports/<as-of date>/report.html (one self-contained file that opens with
+    no network) and a digest per owning function in digests/ beside it. Prints the
+    report's path.
+    """
+    from defection_warehouse.report.build import build
+    from defection_warehouse.report.data import ReportDataError
+
+    settings = Settings.from_env()
+    try:
+        built = build(warehouse_url(settings), settings.data_dir, settings.publish_schema,
+                      as_of)
+    except ReportDataError as exc:
+        raise SystemExit(str(exc)) from None
+    print(built.report)
+
+
 @app.command("setup-roles")
 def cmd_setup_roles() -> None:
     """Create the loader, transformer and reporter roles (least privilege).
@@ -353,6 +382,30 @@ def cmd_setup_roles() -> None:
     from defection_warehouse.publish import roles
 
     _exit(roles.main(["setup"]))
+
+
+@app.command("restore-previous")
+def cmd_restore_previous() -> None:
+    """Publish the previous generation again (undo the last publish).
+
+    Until the next dbt build, the build schema (DW_BUILD_SCHEMA) holds the marts the last
+    publish replaced. This swaps it back with the published schema (DW_PUBLISH_SCHEMA) in
+    one transaction, removes the undone run from kpi_history and records the restore in
+    dw_meta.publish_log. Refused, changing nothing, once a dbt build has run since that
+    publish. Pause the nightly DAG first, so that it does not publish the same build again.
+    """
+    from defection_warehouse.publish.swap import PublishError, restore_previous
+
+    settings = Settings.from_env()
+    try:
+        result = restore_previous(warehouse_url(settings), build_schema=settings.build_schema,
+                                  publish_schema=settings.publish_schema)
+    except PublishError as exc:
+        raise SystemExit(str(exc)) from None
+    say(f"restored run {result.run_id} (as-of {result.as_of_date}) to "
+        f"{result.publish_schema}: {len(result.tables)} tables, "
+        f"{sum(result.row_counts.values()):,} rows; the undone build is in "
+        f"{result.build_schema} until the next dbt build")
 
 
 @app.command("lint-sql")

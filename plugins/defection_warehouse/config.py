@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,28 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from defection_warehouse.sources.contracts import BILLING_API_VERSION
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The project's folder: dags/, dbt_project/ (and its target/manifest.json), expectations/.
+# The source checkout this package lives in, or DW_PROJECT_DIR when the package is installed
+# elsewhere (site-packages in the Docker image, which sets DW_PROJECT_DIR=/opt/project). Read
+# once, when the package is imported: set it in the environment, not in .env.
+PROJECT_DIR_ENV = "DW_PROJECT_DIR"
+_SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def project_root(environ: Mapping[str, str] = os.environ) -> Path:
+    """DW_PROJECT_DIR (empty: unset), else the source checkout. A DW_PROJECT_DIR without a
+    dbt_project/ folder is refused, naming the variable."""
+    configured = environ.get(PROJECT_DIR_ENV, "").strip()
+    if not configured:
+        return _SOURCE_CHECKOUT
+    root = Path(configured).expanduser().resolve()
+    if not (root / "dbt_project" / "dbt_project.yml").is_file():
+        raise ValueError(f"{PROJECT_DIR_ENV}={configured!r} is not the project folder: "
+                         f"{root / 'dbt_project' / 'dbt_project.yml'} does not exist")
+    return root
+
+
+PROJECT_ROOT: Path = project_root()
 
 # Warehouse schemas. Raw and meta schemas belong to the loader; dbt writes staging views,
 # intermediate tables and seeds to schemas of their own (they keep incremental state from

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -54,8 +54,16 @@ def warehouse_url(settings: Settings, progress: Callable[[str], None] = print) -
     return url
 
 
-def connect(url: str, **kwargs: object) -> psycopg.Connection:
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     return psycopg.connect(url, application_name="defection_warehouse", **kwargs)
+
+
+def one_row(cursor: psycopg.Cursor) -> tuple[Any, ...]:
+    """The row of a query that always returns exactly one (an aggregate, a function)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row
 
 
 def qualified(table: str) -> sql.Composed:
@@ -109,7 +117,7 @@ def evolve_raw_table(conn: psycopg.Connection, entity: Entity) -> list[str]:
     digits, nothing is lost). Any other type change is refused with a message naming the
     column. Returns what was changed."""
     schema, name = entity.raw_table.split(".")
-    current = dict(conn.execute(
+    current: dict[str, str] = dict(conn.execute(
         "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
         "where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped",
         (sql.Identifier(schema, name).as_string(conn),)).fetchall())
@@ -141,9 +149,9 @@ def summarize_loaded_at_index(conn: psycopg.Connection, entity: Entity) -> int:
     the night's rows reads the whole table."""
     schema = entity.raw_table.split(".")[0]
     index = sql.Identifier(schema, loaded_at_index_name(entity))
-    return conn.execute(
+    return one_row(conn.execute(
         sql.SQL("select brin_summarize_new_values({}::regclass)").format(
-            sql.Literal(index.as_string(conn)))).fetchone()[0]
+            sql.Literal(index.as_string(conn)))))[0]
 
 
 def table_checksum(conn: psycopg.Connection, table: str,
@@ -168,5 +176,5 @@ def table_checksum(conn: psycopg.Connection, table: str,
         "select count(*), coalesce(md5(string_agg(h, '' order by h)), '') "
         "from (select {} as h from {}) t"
     ).format(row_expr, qualified(table))
-    count, digest = conn.execute(query).fetchone()
+    count, digest = one_row(conn.execute(query))
     return int(count), str(digest)

@@ -45,6 +45,7 @@ def _prepare_root_permissions(pgdata: Path) -> None:
     )
 
     entry = ensure_user_exists(SYSTEM_USER)
+    assert entry is not None, f"user {SYSTEM_USER} could not be created"
     ensure_prefix_permissions(pgdata)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
     readable = stat.S_IRGRP | stat.S_IROTH

@@ -44,11 +44,11 @@ class Webhook:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def webhook_from_connection(conn: Any) -> Webhook:
-    """A Webhook from an Airflow connection (or anything shaped like one)."""
+def webhook_from_connection(conn: Any, conn_id: str = ALERT_CONN_ID) -> Webhook:
+    """A Webhook from the Airflow connection `conn_id` (or anything shaped like one)."""
     host = (getattr(conn, "host", None) or "").strip()
     if not host:
-        raise ValueError(f"connection {ALERT_CONN_ID!r} has no host")
+        raise ValueError(f"connection {conn_id!r} has no host")
     extra = _extra(conn)
     schema = (getattr(conn, "schema", None) or "").strip()
     if "://" in host:
@@ -65,7 +65,7 @@ def webhook_from_connection(conn: Any) -> Webhook:
     login = getattr(conn, "login", None)
     auth = (login, getattr(conn, "password", None) or "") if login else None
     headers = {str(k): str(v) for k, v in dict(extra.get("headers") or {}).items()}
-    return Webhook(url=url, source=f"connection {ALERT_CONN_ID}", auth=auth, headers=headers)
+    return Webhook(url=url, source=f"connection {conn_id}", auth=auth, headers=headers)
 
 
 def _extra(conn: Any) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def send(webhook: Webhook, summary: str, fields: Mapping[str, Any]) -> None:
     response.raise_for_status()
 
 
-def _delivery_error(exc: Exception) -> str:
+def delivery_error(exc: Exception) -> str:
     # requests' messages repeat the URL, whose path is often the webhook's secret token.
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code}"
@@ -197,6 +197,6 @@ def on_failure_callback(context: Mapping[str, Any]) -> None:
         send(webhook, summary, fields)
     except Exception as exc:
         log.warning("could not deliver the failure alert via %s to %s: %s", webhook.source,
-                    urlsplit(webhook.url).netloc, _delivery_error(exc))
+                    urlsplit(webhook.url).netloc, delivery_error(exc))
     else:
         log.info("failure alert sent via %s", webhook.source)

@@ -218,15 +218,15 @@ def raw_summary(warehouse_url: str, logical_date: date) -> list[tuple[str, int, 
     """(table, rows in the date's batch, rows in total) for every raw table."""
     from psycopg import sql
 
-    from defection_warehouse.db import connect, qualified
+    from defection_warehouse.db import connect, one_row, qualified
     from defection_warehouse.sources.contracts import ENTITIES
 
     out = []
     with connect(warehouse_url) as conn:
         for e in ENTITIES:
-            batch, total = conn.execute(
+            batch, total = one_row(conn.execute(
                 sql.SQL("select count(*) filter (where _logical_date = %s), count(*) "
-                        "from {}").format(qualified(e.raw_table)), (logical_date,)).fetchone()
+                        "from {}").format(qualified(e.raw_table)), (logical_date,)))
             out.append((e.raw_table, batch, total))
     return out
 

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from itertools import islice
 from typing import IO, Any
 
@@ -46,6 +47,7 @@ from psycopg.copy import LibpqWriter
 from defection_warehouse.db import (
     connect,
     evolve_raw_table,
+    one_row,
     qualified,
     raw_table_ddl,
     summarize_loaded_at_index,
@@ -254,6 +256,12 @@ def _check_integrity(landed: LandedFile, sha: str, size: int) -> None:
         )
 
 
+
+def _quarantine_row(quarantine: Any, context: tuple[Any, ...], line: int, field: str | None,
+                    why: str, record: str) -> None:
+    """One malformed row, with its load context, for raw_meta.quarantine."""
+    quarantine.writerow([*context, line, field, why, record])
+
 class RawLoader:
     def __init__(
         self,
@@ -279,7 +287,7 @@ class RawLoader:
             # Only create a missing schema: `create schema if not exists` needs CREATE on
             # the database even when the schema exists, which the loader role lacks.
             for schema in ("raw_meta", f"raw_{source}"):
-                if conn.execute("select to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
+                if one_row(conn.execute("select to_regnamespace(%s)", (schema,)))[0] is None:
                     conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
             conn.execute(META_DDL)
             for entity in entities_for(source):
@@ -333,8 +341,7 @@ class RawLoader:
                         try:
                             res = self._load_file(
                                 conn, batch, entities[landed.entity], landed,
-                                lambda line, fld, why, rec, c=ctx:
-                                quarantine.writerow([*c, line, fld, why, rec]))
+                                partial(_quarantine_row, quarantine, ctx))
                         except Exception:
                             # audited with the rows the extract counted in the file
                             results.append(FileResult(landed.entity, landed.file,

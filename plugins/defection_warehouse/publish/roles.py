@@ -15,7 +15,9 @@ schemas), with WAREHOUSE_URL pointing at that admin user::
 
     python -m defection_warehouse.publish.roles setup
 
-Then create the login users, one per job, with passwords from your secret store::
+Then create the login users, one per job, with passwords from your secret store (``python
+-m defection_warehouse.publish.roles login NAME --role dw_reporter --password-env VARIABLE``
+does the first step for one user, reading the password from the environment)::
 
     create role airflow_loader login password '...' in role dw_loader;
     create role airflow_transformer login password '...' in role dw_transformer;
@@ -50,6 +52,7 @@ database privilege before it checks whether the schema exists).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import psycopg
@@ -63,6 +66,7 @@ from defection_warehouse.config import (
     SEEDS_SCHEMA,
     STAGING_SCHEMA,
 )
+from defection_warehouse.db import one_row
 
 LOADER_ROLE = "dw_loader"
 TRANSFORMER_ROLE = "dw_transformer"
@@ -82,7 +86,7 @@ class _Admin:
         self.conn = conn
         self.done: list[str] = []
 
-    def run(self, stmt: sql.Composable) -> None:
+    def run(self, stmt: sql.Composed | sql.SQL) -> None:
         self.conn.execute(stmt)
         self.done.append(stmt.as_string(self.conn))
 
@@ -182,7 +186,7 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
         admin = _Admin(conn)
         _create_roles(admin)
         with conn.transaction():
-            database = conn.execute("select current_database()").fetchone()[0]
+            database = one_row(conn.execute("select current_database()"))[0]
             admin.run(sql.SQL("grant connect on database {} to {}").format(
                 sql.Identifier(database), _ids(*GROUP_ROLES)))
             # Renaming a schema (the publish swap) needs CREATE on the database.
@@ -211,6 +215,31 @@ def setup_roles(admin_url: str, *, build_schema: str, publish_schema: str) -> li
         return admin.done
 
 
+def ensure_login(admin_url: str, name: str, password: str, *, role: str) -> list[str]:
+    """Create the login user `name` as a member of the group role `role`, or make an
+    existing one a member and give it `password` (idempotent: the user converges to login,
+    member, this password). Returns the statements run, the password left out."""
+    if role not in GROUP_ROLES:
+        raise ValueError(f"{role!r} is not one of the group roles {', '.join(GROUP_ROLES)}")
+    if name in GROUP_ROLES:
+        raise ValueError(f"{name!r} is a group role; name a user of its own")
+    if not password:
+        raise ValueError(f"login {name!r} needs a password")
+    user, group = sql.Identifier(name), sql.Identifier(role)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
+            raise ValueError(f"group role {role} does not exist: run setup first")
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
+        verb = "alter" if exists else "create"
+        conn.execute(sql.SQL(verb + " role {} login password {}").format(
+            user, sql.Literal(password)))
+        done = [sql.SQL(verb + " role {} login password '...'").format(user).as_string(conn)]
+        statement = sql.SQL("grant {} to {}").format(group, user)
+        conn.execute(statement)
+        done.append(statement.as_string(conn))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     from dotenv import load_dotenv
 
@@ -226,21 +255,42 @@ def main(argv: list[str] | None = None) -> int:
                                          "WAREHOUSE_URL database (as an admin user)")
     setup.add_argument("--build-schema", help="default: DW_BUILD_SCHEMA or analytics_build")
     setup.add_argument("--publish-schema", help="default: DW_PUBLISH_SCHEMA or analytics")
+    login = sub.add_parser("login", help="create a login user in a group role (or reset its "
+                                         "password), e.g. the BI tool's user in dw_reporter")
+    login.add_argument("name", help="the user's name")
+    login.add_argument("--role", required=True, choices=GROUP_ROLES,
+                       help="the group role it is a member of")
+    login.add_argument("--password-env", required=True, metavar="VARIABLE",
+                       help="environment variable holding its password (never the command "
+                            "line, which other users of the machine can see)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
         # progress to stderr: stdout is the SQL that was run
         url = warehouse_url(settings, progress=lambda m: print(m, file=sys.stderr))
-        done = setup_roles(url,
-                           build_schema=args.build_schema or settings.build_schema,
-                           publish_schema=args.publish_schema or settings.publish_schema)
+        if args.command == "login":
+            password = os.environ.get(args.password_env, "")
+            if not password:
+                print(f"set {args.password_env} to the password of {args.name}",
+                      file=sys.stderr)
+                return 2
+            done = ensure_login(url, args.name, password, role=args.role)
+            summary = f"-- {args.name} logs in as a member of {args.role}"
+        else:
+            done = setup_roles(url,
+                               build_schema=args.build_schema or settings.build_schema,
+                               publish_schema=args.publish_schema or settings.publish_schema)
+            summary = f"-- roles {', '.join(GROUP_ROLES)} are set up"
     except psycopg.errors.InsufficientPrivilege as exc:
         print(f"permission denied: {exc}\nrun this as a superuser or a role with "
               "CREATEROLE that owns the warehouse schemas", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     for statement in done:
         print(statement + ";")
-    print(f"-- roles {', '.join(GROUP_ROLES)} are set up", file=sys.stderr)
+    print(summary, file=sys.stderr)
     return 0
 
 

@@ -48,6 +48,15 @@ other reader behind it.
 
 Any error rolls the whole transaction back: the published schema, the build schema and
 their grants stay exactly as they were.
+
+**Restore** (`restore_previous`, `dw restore-previous`): until the next dbt build, the build
+schema still holds the generation the last publish replaced, and its mark names the run
+that replaced it. Restoring swaps the two schemas back in one transaction, with the same
+locks and grants as a publish: the replaced generation is published again, the undone
+run's rows leave kpi_history (unless they were there before it, when a restore is undone)
+and the restored as-of date's KPIs are written again, publish_log gets a row for the
+restored run, and the build schema, now holding the undone generation, is marked so that
+it cannot be published without a new build.
 """
 
 from __future__ import annotations
@@ -66,7 +75,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from defection_warehouse.config import META_SCHEMA
-from defection_warehouse.db import connect, table_checksum
+from defection_warehouse.db import connect, one_row, table_checksum
 from defection_warehouse.publish.roles import REPORTER_ROLE
 from defection_warehouse.transform.dbt_runner import DBT_DIR
 
@@ -138,7 +147,7 @@ class _Transaction:
         self.conn = conn
         self.lock_timeout = lock_timeout
 
-    def run(self, what: str, query: sql.Composable | str,
+    def run(self, what: str, query: sql.Composed | sql.SQL | str,
             params: Sequence[Any] | None = None) -> psycopg.Cursor:
         try:
             return self.conn.execute(query, params)
@@ -330,8 +339,8 @@ def _drop_leftovers(tx: _Transaction, build_schema: str, marts: Sequence[str]) -
 
 
 def _row_counts(tx: _Transaction, schema: str, tables: Sequence[str]) -> dict[str, int]:
-    return {t: int(tx.run(f"count the rows of {schema}.{t}", sql.SQL("select count(*) from {}")
-                          .format(_ident(schema, t))).fetchone()[0])
+    return {t: int(one_row(tx.run(f"count the rows of {schema}.{t}",
+                                  sql.SQL("select count(*) from {}").format(_ident(schema, t))))[0])
             for t in tables}
 
 
@@ -403,9 +412,14 @@ def _first_publish(tx: _Transaction, build_schema: str, publish_schema: str,
         sql.Identifier(build_schema), sql.Identifier(owner)))
 
 
+def _swapped_out_mark(run_id: str, as_of_date: date) -> str:
+    """The comment of a build schema swapped out by the publish of `run_id`."""
+    return f"{SWAPPED_OUT_MARK}, swapped out by run {run_id} (as-of {as_of_date})"
+
+
 def _mark_swapped_out(tx: _Transaction, build_schema: str, run_id: str,
                       as_of_date: date) -> None:
-    mark = f"{SWAPPED_OUT_MARK}, swapped out by run {run_id} (as-of {as_of_date})"
+    mark = _swapped_out_mark(run_id, as_of_date)
     tx.run(f"mark schema {build_schema}", sql.SQL("comment on schema {} is {}").format(
         sql.Identifier(build_schema), sql.Literal(mark)))
 
@@ -454,12 +468,12 @@ def _grant_reporter(tx: _Transaction, publish_schema: str, build_schema: str) ->
 
 def _log_publish(tx: _Transaction, run_id: str, as_of_date: date, build_schema: str,
                  publish_schema: str, counts: dict[str, int]) -> datetime:
-    row = tx.run(f"write {META_SCHEMA}.{PUBLISH_LOG_TABLE}", sql.SQL(
+    row = one_row(tx.run(f"write {META_SCHEMA}.{PUBLISH_LOG_TABLE}", sql.SQL(
         "insert into {} (run_id, as_of_date, published_at, build_schema, publish_schema, "
         "tables, row_counts) values (%s, %s, now(), %s, %s, %s, %s) returning published_at"
     ).format(_ident(META_SCHEMA, PUBLISH_LOG_TABLE)), (
         run_id, as_of_date, build_schema, publish_schema, list(counts), Jsonb(counts),
-    )).fetchone()
+    )))
     return row[0]
 
 
@@ -514,8 +528,9 @@ def _publish(tx: _Transaction, build_schema: str, publish_schema: str, run_id: s
                                            run_id, as_of_date)
     published_at = _log_publish(tx, run_id, as_of_date, build_schema, publish_schema, counts)
     if published is None:
-        _first_publish(tx, build_schema, publish_schema,
-                       owner=_schema(tx.conn, build_schema)[0])
+        build = _schema(tx.conn, build_schema)
+        assert build is not None, "checked before the publish began"
+        _first_publish(tx, build_schema, publish_schema, owner=build[0])
     else:
         relations = _relations(tx.conn, publish_schema)
         for name, _ in relations:
@@ -530,6 +545,128 @@ def _publish(tx: _Transaction, build_schema: str, publish_schema: str, run_id: s
             "publish_schema": publish_schema, "tables": tuple(chosen), "row_counts": counts,
             "history_rows": history_rows, "published_at": published_at,
             "dropped": tuple(dropped)}
+
+
+@dataclass(frozen=True)
+class _Published:
+    """A row of dw_meta.publish_log: one publish."""
+
+    id: int
+    run_id: str
+    as_of_date: date
+    tables: tuple[str, ...]
+
+
+def restore_previous(warehouse_url: str, *, build_schema: str, publish_schema: str,
+                     lock_timeout: str = "10s") -> PublishResult:
+    """Undo the last publish: publish again the generation it replaced, which the build
+    schema holds until the next dbt build (see "Restore" in the module doc).
+
+    Raises PublishError (after a rollback: nothing changed) when the build schema no longer
+    holds that generation (a dbt build has run since the publish, or its mark does not
+    name the last publish), when there was no earlier publish, when a table of the
+    restored generation is missing, or when a lock is not granted within `lock_timeout`.
+    """
+    if build_schema == publish_schema:
+        raise PublishError(f"build and published schema are both {build_schema!r}")
+    started = time.monotonic()
+    try:
+        with (connect(warehouse_url, autocommit=True, connect_timeout=10) as conn,
+              conn.transaction()):
+            result = _restore(_Transaction(conn, lock_timeout), build_schema, publish_schema)
+    except psycopg.Error as exc:  # connecting or committing
+        raise PublishError(f"restore {build_schema} -> {publish_schema} failed: "
+                           f"{_first_line(exc)}") from exc
+    done = PublishResult(**result, seconds=time.monotonic() - started)
+    log.info("restored the previous generation: %s", done.summary())
+    return done
+
+
+def _last_publishes(tx: _Transaction, publish_schema: str) -> list[_Published]:
+    """The last two publishes to `publish_schema`, newest first."""
+    table = f"{META_SCHEMA}.{PUBLISH_LOG_TABLE}"
+    if one_row(tx.run(f"look up {table}", "select to_regclass(%s)", (table,)))[0] is None:
+        return []
+    rows = tx.run(f"read {table}", sql.SQL(
+        "select id, run_id, as_of_date, tables from {} where publish_schema = %s "
+        "order by id desc limit 2").format(_ident(META_SCHEMA, PUBLISH_LOG_TABLE)),
+        (publish_schema,)).fetchall()
+    return [_Published(id_, run_id, as_of_date, tuple(tables))
+            for id_, run_id, as_of_date, tables in rows]
+
+
+def _undo_history(tx: _Transaction, publish_schema: str, undone: _Published,
+                  restored: _Published) -> None:
+    """kpi_history as it was before `undone` was published, as far as it can be: its rows
+    go, unless an earlier publish of the same run wrote the same as-of date (undoing a
+    restore); the restored run's as-of date is then written again from its marts."""
+    history = _ident(publish_schema, HISTORY_TABLE)
+    before = tx.run(f"read {META_SCHEMA}.{PUBLISH_LOG_TABLE}", sql.SQL(
+        "select run_id from {} where publish_schema = %s and as_of_date = %s and id < %s "
+        "order by id desc limit 1").format(_ident(META_SCHEMA, PUBLISH_LOG_TABLE)),
+        (publish_schema, undone.as_of_date, undone.id)).fetchone()
+    if before is not None and before[0] == undone.run_id:
+        return
+    tx.run(f"remove run {undone.run_id} from {publish_schema}.{HISTORY_TABLE}", sql.SQL(
+        "delete from {} where run_id = %s and as_of_date = %s").format(history),
+        (undone.run_id, undone.as_of_date))
+    if before is not None and undone.as_of_date != restored.as_of_date:
+        log.warning("%s.%s has no KPIs for as-of %s any more: run %s replaced those of run "
+                    "%s, which cannot be restored; rerun that day to record them",
+                    publish_schema, HISTORY_TABLE, undone.as_of_date, undone.run_id, before[0])
+
+
+def _restore(tx: _Transaction, build_schema: str, publish_schema: str) -> dict[str, Any]:
+    tx.run(f"set lock_timeout to {tx.lock_timeout!r}",
+           "select set_config('lock_timeout', %s, true)", (tx.lock_timeout,))
+    found = _schema(tx.conn, build_schema)
+    comment = found[1] if found else None
+    if not comment or not comment.startswith(SWAPPED_OUT_MARK):
+        raise PublishError(
+            f"build schema {build_schema!r} does not hold the previous published generation: "
+            "a dbt build has run since the last publish (or nothing was published yet); "
+            "rerun the night you want published instead; nothing was changed")
+    last = _last_publishes(tx, publish_schema)
+    if not last or comment != _swapped_out_mark(last[0].run_id, last[0].as_of_date):
+        newest = f"run {last[0].run_id} (as-of {last[0].as_of_date})" if last else "nothing"
+        raise PublishError(
+            f"build schema {build_schema!r} is marked {comment!r}, but the last publish to "
+            f"{publish_schema!r} in {META_SCHEMA}.{PUBLISH_LOG_TABLE} is {newest}; "
+            "nothing was changed")
+    if len(last) < 2:
+        raise PublishError(f"run {last[0].run_id} was the first publish to {publish_schema!r}: "
+                           "there is no earlier generation to restore; nothing was changed")
+    undone, restored = last
+    available = set(base_tables(tx.conn, build_schema))
+    missing = sorted(set(restored.tables) - available)
+    if missing:
+        raise PublishError(f"table(s) {', '.join(missing)} of run {restored.run_id} are not in "
+                           f"build schema {build_schema!r}; nothing was changed")
+    tables = sorted(restored.tables)
+    _lock(tx, build_schema, tables)
+    counts = _row_counts(tx, build_schema, tables)
+    history_rows = None
+    if HISTORY_TABLE in base_tables(tx.conn, publish_schema):
+        _undo_history(tx, publish_schema, undone, restored)
+        if KPI_TABLE in tables:
+            history_rows = _record_kpi_history(tx, build_schema, publish_schema, publish_schema,
+                                               restored.run_id, restored.as_of_date)
+    published_at = _log_publish(tx, restored.run_id, restored.as_of_date, build_schema,
+                                publish_schema, counts)
+    _lock(tx, publish_schema, [n for n, kind in _relations(tx.conn, publish_schema)
+                               if kind in ("r", "p")])
+    _swap(tx, build_schema, publish_schema)
+    tx.run(f"clear the mark of schema {publish_schema}", sql.SQL(
+        "comment on schema {} is null").format(sql.Identifier(publish_schema)))
+    _mark_swapped_out(tx, build_schema, restored.run_id, restored.as_of_date)
+    _grant_reporter(tx, publish_schema, build_schema)
+    log.warning("restored run %s (as-of %s) to %s; run %s (as-of %s) is in %s and will be "
+                "replaced by the next build", restored.run_id, restored.as_of_date,
+                publish_schema, undone.run_id, undone.as_of_date, build_schema)
+    return {"run_id": restored.run_id, "as_of_date": restored.as_of_date,
+            "build_schema": build_schema, "publish_schema": publish_schema,
+            "tables": tuple(tables), "row_counts": counts, "history_rows": history_rows,
+            "published_at": published_at, "dropped": ()}
 
 
 def published_checksums(warehouse_url: str, schema: str) -> dict[str, tuple[int, str]]:

@@ -32,6 +32,7 @@ from typing import Any
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.core.expectation_suite import ExpectationSuiteSchema
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 from defection_warehouse.sources.contracts import (
     ENTITIES,
@@ -150,8 +151,8 @@ def _param(name: str) -> dict[str, str]:
     return {"$PARAMETER": name}
 
 
-def _severity(blocking: bool) -> str:
-    return "critical" if blocking else "warning"
+def _severity(blocking: bool) -> FailureSeverity:
+    return FailureSeverity.CRITICAL if blocking else FailureSeverity.WARNING
 
 
 def _suite(name: str, description: str, expectations: list[Any],
@@ -180,7 +181,7 @@ def raw_suite(entity: Entity) -> gx.ExpectationSuite:
             column_set=columns, exact_match=False, meta=_meta("schema", "table"),
             description="Every contract column and load column is present."),
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=columns, exact_match=True, severity="warning",
+            column_set=columns, exact_match=True, severity=FailureSeverity.WARNING,
             meta=_meta("extra_columns", "table"),
             description="No column outside the contract (an extra column is a warning)."),
     ]

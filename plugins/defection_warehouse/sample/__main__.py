@@ -9,6 +9,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from defection_warehouse.config import PROJECT_ROOT
+
 from .build import generate
 from .simulate import SampleParams
 
@@ -43,7 +45,7 @@ def _date(text: str) -> date:
 
 
 def _default_out() -> Path:
-    root = os.environ.get("DW_DATA_DIR") or str(Path(__file__).resolve().parents[3] / ".data")
+    root = os.environ.get("DW_DATA_DIR") or str(PROJECT_ROOT / ".data")
     return Path(root) / "sample"
 
 

@@ -222,9 +222,10 @@ def evaluate(attributed: Iterable[AttributedDefection],
     per_primary: dict[str, CauseSummary] = defaultdict(CauseSummary)
     per_top: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for t in truth:
-        a = by_key.get((t.customer_id, t.defection_date))
-        if a is None:
+        found = by_key.get((t.customer_id, t.defection_date))
+        if found is None:
             continue
+        a = found
         matched += 1
         top = a.top_cause
         hit = top in t.causes

@@ -1,4 +1,5 @@
-"""A local Stripe-compatible billing API over a `BillingStore` file, on loopback only.
+"""A local Stripe-compatible billing API over a `BillingStore` file, on loopback only
+(unless a private container network is explicitly allowed: `allow_network`).
 
 It serves the sample billing data to the extractor in the demo and the tests with Stripe's
 list contract:
@@ -41,6 +42,9 @@ CLI (the API key comes from the environment, never from the command line)::
     BILLING_API_KEY=sk_test_... python -m defection_warehouse.sample.billing_server \\
         --store .data/sample/billing.sqlite [--port 12111] [--rate-limit-every N] \\
         [--error-every N] [--slow-ms N]
+
+In docker-compose.yml's sample profile it runs in a container of its own and listens on
+the compose network (``--host 0.0.0.0 --allow-network``); no port is published.
 """
 
 from __future__ import annotations
@@ -319,6 +323,7 @@ def _parse_limit(params: dict[str, str]) -> int:
 def _parse_created(params: dict[str, str]) -> dict[str, int]:
     created: dict[str, int] = {}
     for name, raw in params.items():
+        ops: tuple[str, ...]
         if name == "created":
             ops = ("gte", "lte")
         elif name.startswith("created[") and name.endswith("]") and name[8:-1] in _CREATED_OPS:
@@ -730,14 +735,18 @@ class BillingServer:
 
     def __init__(self, store_path: str | Path, api_key: str, host: str = "127.0.0.1",
                  port: int = 0, faults: Faults | None = None,
-                 default_api_version: str = DEFAULT_API_VERSION) -> None:
+                 default_api_version: str = DEFAULT_API_VERSION, *,
+                 allow_network: bool = False) -> None:
+        """`host` must be a loopback address unless `allow_network`: the API is plain HTTP
+        with a test key, meant for a private network such as a compose project's."""
         self.store_path = Path(store_path)
         if not self.store_path.is_file():
             raise FileNotFoundError(f"billing store not found: {self.store_path}")
         if not api_key:
             raise ValueError("the billing server needs a non-empty API key")
-        if not _is_loopback(host):
-            raise ValueError(f"the billing server listens on loopback only, not on {host!r}")
+        if not allow_network and not _is_loopback(host):
+            raise ValueError(f"the billing server listens on loopback only, not on {host!r} "
+                             "(allow_network, --allow-network, for a private network)")
         self.host = host
         self.port = port
         self.default_api_version = Shape.of(default_api_version).version
@@ -872,7 +881,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"The API key is read from the {API_KEY_ENV} environment variable.",
     )
     parser.add_argument("--store", required=True, help="billing store (SQLite) to serve")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind: loopback unless --allow-network")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="allow a non-loopback --host such as 0.0.0.0, for a private "
+                             "network only (a container network): the API is plain HTTP")
     parser.add_argument("--port", type=int, default=12111, help="port (0 picks a free one)")
     parser.add_argument("--rate-limit-every", type=int, default=0, metavar="N",
                         help="answer every Nth request with 429")
@@ -893,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
                         retry_after_seconds=args.retry_after,
                         error_every=args.error_every, slow_ms=args.slow_ms)
         server = BillingServer(args.store, api_key, host=args.host, port=args.port,
-                               faults=faults)
+                               faults=faults, allow_network=args.allow_network)
         server.start()
     except (OSError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")

@@ -85,8 +85,9 @@ def generate(params: SampleParams, out_dir: Path | str, crm_url: str,
             truth += out.truth
             out = Out()
             if i + 1 >= next_report or i + 1 == n:
-                rows = sum(v for k, v in counts.items() if k.startswith(("crm.", "billing.")))
-                stage(f"customers {i + 1:,}/{n:,}", rows, t)
+                written = sum(v for k, v in counts.items()
+                              if k.startswith(("crm.", "billing.")))
+                stage(f"customers {i + 1:,}/{n:,}", written, t)
                 next_report += max(1, n // 10)
         t = time.perf_counter()
         # the prices the items embed, as objects of their own for /v1/prices

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from defection_warehouse.db import one_row
 from defection_warehouse.sample.billing_store import BillingStore
 from defection_warehouse.sample.catalog import local_unit_amount
 
@@ -38,8 +39,8 @@ def mutate_crm(crm_url: str, day: date, share: float, rng: random.Random) -> int
         for table, key, when in (("activities", "activity_id", "occurred_at"),
                                  ("tickets", "ticket_id", "opened_at")):
             # The sample's CRM ids are text holding integers: new rows continue the series.
-            top = conn.execute(
-                f"select max({key}::bigint) from crm.{table}").fetchone()[0]  # noqa: S608
+            top = one_row(conn.execute(
+                f"select max({key}::bigint) from crm.{table}"))[0]  # noqa: S608
             cols = [r[0] for r in conn.execute(
                 "select column_name from information_schema.columns where table_schema = "
                 "'crm' and table_name = %s order by ordinal_position", (table,))]

@@ -393,7 +393,7 @@ def window_for(zone: LandingZone, logical_date: date) -> tuple[str | None, str]:
     end = datetime.combine(logical_date + timedelta(days=1), time(), tzinfo=UTC)
     previous = zone.previous_batch(SOURCE, logical_date)
     start = previous.manifest().extract_window.get("end") if previous else None
-    if start is not None and _epoch(start) >= int(end.timestamp()):
+    if previous is not None and start is not None and _epoch(start) >= int(end.timestamp()):
         raise LandingError(f"billing batch {previous.logical_date} ends at {start}, "
                            f"not before this window's end {_iso(end)}")
     return start, _iso(end)
@@ -520,6 +520,7 @@ def _extract_entity(client: BillingClient, batch: Any, plan: _Plan,
         writer = stack.enter_context(batch.writer(entity))
         child_writers = [(child, stack.enter_context(batch.writer(child.entity)))
                          for child in plan.children]
+        assert entity.endpoint, f"{entity.name} is listed through its parent"
         for obj in client.iter_list(entity.endpoint, params, plan.stats):
             if not _first_time(plan, obj):
                 continue
@@ -558,6 +559,7 @@ def _check_window(plan: _Plan, obj: dict[str, Any]) -> None:
     would otherwise land the same record in more than one batch."""
     created = obj.get("created")
     lo, hi = plan.stats.created_gte, plan.stats.created_lt
+    assert hi is not None, "every listing has an upper bound"
     if (not isinstance(created, int) or isinstance(created, bool) or created >= hi
             or (lo is not None and created < lo)):
         raise BillingApiError(
@@ -570,6 +572,7 @@ def _check_window(plan: _Plan, obj: dict[str, Any]) -> None:
 def _nested_objects(client: BillingClient, child: _Plan,
                     parent: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The parent's embedded list, then the rest from the nested endpoint if it has more."""
+    assert child.entity.nested_path, f"{child.entity.name} has no nested path"
     list_path, _, data_key = child.entity.nested_path.rpartition(".")
     embedded = resolve_list(parent, list_path)
     parent_id = str(parent["id"])

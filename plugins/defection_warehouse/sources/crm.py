@@ -59,8 +59,8 @@ def extract_crm(
     overlap = timedelta(minutes=overlap_minutes)
     previous = zone.previous_batch("crm", logical_date)
     prev_manifest = previous.manifest() if previous else None
-    start = (datetime.fromisoformat(prev_manifest.extract_window["end"]) - overlap
-             if prev_manifest and prev_manifest.extract_window.get("end") else None)
+    prev_end = prev_manifest.extract_window.get("end") if prev_manifest else None
+    start = datetime.fromisoformat(prev_end) - overlap if prev_end else None
     seen = (prev_manifest.state.get("overlap_keys", {}) if prev_manifest else {})
     overlap_keys: dict[str, list[list[str]]] = {}
     counts: dict[str, int] = {}

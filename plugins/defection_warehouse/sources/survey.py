@@ -175,6 +175,7 @@ def extract_survey(
                 late.append(name)
             else:
                 new.append(name)
+            assert match is not None  # a file without a match has no day (skipped above)
             landed = batch.add_copy(entities[match["entity"]], path, fs, name)
             inbox_files[name] = {"bytes": landed.bytes, "sha256": landed.sha256,
                                  "stamp": stamp}

@@ -19,6 +19,8 @@ from datetime import date
 
 from psycopg import Connection
 
+from defection_warehouse.db import one_row
+
 log = logging.getLogger(__name__)
 
 DDL = """
@@ -64,17 +66,17 @@ limit 1
 
 def newest_load(conn: Connection) -> object:
     """The newest load a build starting now will see (None before the first load)."""
-    if conn.execute("select to_regclass('raw_meta.load_audit')").fetchone()[0] is None:
+    if one_row(conn.execute("select to_regclass('raw_meta.load_audit')"))[0] is None:
         return None
-    return conn.execute(
-        "select max(loaded_at) from raw_meta.load_audit where status = 'loaded'").fetchone()[0]
+    return one_row(conn.execute(
+        "select max(loaded_at) from raw_meta.load_audit where status = 'loaded'"))[0]
 
 
 def full_refresh_reason(conn: Connection) -> str | None:
     """Why tonight's build must be a full refresh, or None when an incremental build is
     right."""
     conn.execute(DDL)
-    if conn.execute("select max(loaded_through) from dw_meta.dbt_builds").fetchone()[0] is None:
+    if one_row(conn.execute("select max(loaded_through) from dw_meta.dbt_builds"))[0] is None:
         return "no earlier nightly build is recorded in dw_meta.dbt_builds"
     if newest_load(conn) is None:
         return None

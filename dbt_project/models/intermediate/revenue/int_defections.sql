@@ -50,27 +50,8 @@ ended_spells as (
     where spell_ended_at is not null
 ),
 
--- the subscriptions that ended the relationship: those of the spell ending that day
-ending_subscriptions as (
-    select
-        ended_spells.customer_id,
-        ended_spells.spell_number,
-        subscriptions.subscription_id,
-        subscriptions.ended_at,
-        subscriptions.canceled_at,
-        subscriptions.cancellation_reason
-    from ended_spells
-    inner join subscriptions
-        on
-            ended_spells.customer_id = subscriptions.customer_id
-            and ended_spells.spell_number = subscriptions.spell_number
-            and (subscriptions.ended_at at time zone 'utc')::date = ended_spells.defection_date
-),
-
 -- first failed charge of every invoice that was never paid
--- (of the ending subscriptions only, materialized: the planner cannot tell how few
--- subscriptions end in a night's recomputed customers and would re-run it per row)
-unpaid_failures as materialized (
+unpaid_failures as (
     select
         invoices.subscription_id,
         min(charges.created_at) as first_failed_at
@@ -80,32 +61,45 @@ unpaid_failures as materialized (
     where
         invoices.invoice_status in ('open', 'uncollectible')
         and charges.charge_status = 'failed'
-        and invoices.subscription_id in (
-            select ending_subscriptions.subscription_id from ending_subscriptions
-        )
     group by invoices.invoice_id, invoices.subscription_id
 ),
 
 -- involuntary: billing cancelled it for non-payment, or it ended while a failed invoice
 -- was still unpaid and within the dunning window after the first failed attempt
-ending_flags as (
+subscription_ends as (
     select
-        ending_subscriptions.customer_id,
-        ending_subscriptions.spell_number,
-        max(coalesce(ending_subscriptions.canceled_at, ending_subscriptions.ended_at))
-            as requested_cancel_at,
-        bool_or(
-            ending_subscriptions.cancellation_reason = 'payment_failed'
-            or unpaid_failures.subscription_id is not null
-        ) as is_involuntary
-    from ending_subscriptions
+        subscriptions.customer_id,
+        subscriptions.spell_number,
+        subscriptions.ended_at,
+        subscriptions.canceled_at,
+        coalesce(subscriptions.cancellation_reason = 'payment_failed', false)
+        or unpaid_failures.subscription_id is not null as is_involuntary
+    from subscriptions
     left join unpaid_failures
         on
-            ending_subscriptions.subscription_id = unpaid_failures.subscription_id
-            and ending_subscriptions.ended_at >= unpaid_failures.first_failed_at
-            and ending_subscriptions.ended_at <= unpaid_failures.first_failed_at
+            subscriptions.subscription_id = unpaid_failures.subscription_id
+            and subscriptions.ended_at >= unpaid_failures.first_failed_at
+            and subscriptions.ended_at <= unpaid_failures.first_failed_at
             + make_interval(days => {{ var('dunning_window_days') }})
-    group by ending_subscriptions.customer_id, ending_subscriptions.spell_number
+    where subscriptions.ended_at is not null
+),
+
+-- the subscriptions that ended the relationship: those of the spell ending that day
+ending_flags as (
+    select
+        ended_spells.customer_id,
+        ended_spells.spell_number,
+        max(coalesce(subscription_ends.canceled_at, subscription_ends.ended_at))
+            as requested_cancel_at,
+        bool_or(subscription_ends.is_involuntary) as is_involuntary
+    from ended_spells
+    inner join subscription_ends
+        on
+            ended_spells.customer_id = subscription_ends.customer_id
+            and ended_spells.spell_number = subscription_ends.spell_number
+            and (subscription_ends.ended_at at time zone 'utc')::date
+            = ended_spells.defection_date
+    group by ended_spells.customer_id, ended_spells.spell_number
 ),
 
 -- MRR running just before the end: lines of the ending subscriptions covering that instant
