@@ -16,9 +16,10 @@ if [[ -f "$out/sample.json" ]]; then
 else
   end="${SAMPLE_END_DATE:-$(date -u -d yesterday +%F)}"
   echo "generating the sample: ${SAMPLE_CUSTOMERS} customers over ${SAMPLE_MONTHS} months" \
-       "ending $end (seed ${SAMPLE_SEED}); CRM in the crm database"
+       "ending $end (seed ${SAMPLE_SEED}, ${SAMPLE_DIFFICULTY:-standard}); CRM in the crm database"
   python -m defection_warehouse.sample --customers "${SAMPLE_CUSTOMERS}" \
     --months "${SAMPLE_MONTHS}" --seed "${SAMPLE_SEED}" --end-date "$end" \
+    --difficulty "${SAMPLE_DIFFICULTY:-standard}" \
     --out "$out" --crm-url "${CRM_URL:?}" --quiet > /dev/null
   echo "sample written to $out"
 fi

@@ -11,6 +11,7 @@ from defection_warehouse.sample.attribution_report import (
     AttributedDefection,
     CauseWeight,
     evaluate,
+    format_comparison,
     format_report,
     read_truth,
     write_json,
@@ -101,3 +102,52 @@ def test_empty_input_gives_zero_not_division_error(truth):
     assert report.top_cause_agreement == 0.0
     assert report.unexplained_share == 0.0
     assert report.unmatched_truth == len(truth)
+
+
+def test_weighted_overlap_counts_the_primary_twice(truth):
+    # cus_a planted oversold (primary) and failed_adoption: planted weights 2/3 and 1/3
+    assert truth[0].planted_weights() == pytest.approx(
+        {"oversold": 2 / 3, "failed_adoption": 1 / 3})
+    attributed = [
+        # 0.4 on the primary (min with 2/3) + 0.6 on the other (min with 1/3)
+        _a("cus_a", "2026-01-05", ("failed_adoption", 0.6, 1), ("oversold", 0.4, 2)),
+        # the planted cause alone: full overlap
+        _a("cus_b", "2026-02-10", ("price", 1.0, 1)),
+        # nothing in common
+        _a("cus_c", "2026-03-01", ("hassle", 1.0, 1)),
+        # unexplained shares nothing with a planted cause
+        _a("cus_d", "2026-04-03"),
+    ]
+    report = evaluate(attributed, truth)
+    assert report.matched == 4
+    assert report.weighted_overlap == pytest.approx((0.4 + 1 / 3 + 1.0 + 0 + 0) / 4, abs=1e-6)
+    assert report.primary_cause_agreement == 0.25  # only cus_b
+    s = report.by_primary_cause["oversold"]
+    assert s.as_dict()["weighted_overlap"] == pytest.approx(0.4 + 1 / 3, abs=1e-6)
+    assert "weighted_overlap: 0.4333" in format_report(report)
+
+
+def test_confident_attributions_are_scored_apart(truth):
+    attributed = [
+        AttributedDefection("d_a", "cus_a", date(2026, 1, 5),
+                            [CauseWeight("oversold", 1.0, 1)], confidence="confident"),
+        AttributedDefection("d_b", "cus_b", date(2026, 2, 10),
+                            [CauseWeight("competitor", 1.0, 1)], confidence="confident"),
+        AttributedDefection("d_c", "cus_c", date(2026, 3, 1),
+                            [CauseWeight("hassle", 1.0, 1)], confidence="tentative"),
+    ]
+    report = evaluate(attributed, truth)
+    assert (report.confident, report.confident_top_in_planted) == (2, 1)
+    assert report.confident_share == round(2 / 3, 6)
+    assert report.confident_top_cause_agreement == 0.5
+
+
+def test_comparison_puts_samples_side_by_side(truth):
+    standard = evaluate([_a("cus_b", "2026-02-10", ("price", 1.0, 1))], truth).as_dict()
+    hard = evaluate([_a("cus_b", "2026-02-10", ("competitor", 1.0, 1))], truth).as_dict()
+    table = format_comparison({"standard": standard, "hard": hard})
+    lines = table.splitlines()
+    assert lines[0].split() == ["figure", "standard", "hard"]
+    agreement = next(line for line in lines if line.startswith("top cause among the planted"))
+    assert agreement.split()[-2:] == ["1.0000", "0.0000"]
+    assert lines[-1].split()[-2:] == ["1", "1"]

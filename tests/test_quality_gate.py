@@ -122,7 +122,7 @@ def test_clean_load_and_build_pass_and_are_recorded(db: str, project: Path) -> N
 
     build = validate_build(db, BUILD, END, run_id="test__clean", options=options)
     assert build.success and not build.failures, build.summary()
-    assert len({r.table for r in build.results}) == 9
+    assert len({r.table for r in build.results}) == 11
     with psycopg.connect(db) as conn:
         # Valid values outside 0..1 exist and did not trip the gate.
         negative_net, fast = conn.execute(

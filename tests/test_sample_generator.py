@@ -76,7 +76,10 @@ class Sample:
 
 @pytest.fixture(scope="module")
 def sample(runs: list[Run]) -> Sample:
-    run = runs[0]
+    return _read_sample(runs[0])
+
+
+def _read_sample(run: Run) -> Sample:
     s = Sample()
     with psycopg.connect(run.crm, row_factory=dict_row) as conn:
         for e in CRM_ENTITIES:
@@ -124,7 +127,7 @@ def test_same_params_give_identical_files_and_rows(runs: list[Run]) -> None:
     assert a.summary["row_counts"] == b.summary["row_counts"]
     meta = json.loads((a.out / "sample.json").read_text())
     assert meta["params"] == {"customers": 1000, "months": 12, "seed": 42,
-                              "end_date": "2026-10-31"}
+                              "end_date": "2026-10-31", "difficulty": "standard"}
     assert re.fullmatch(r"[0-9a-f]{64}", meta["fingerprint"])
     assert meta["row_counts"] == a.summary["row_counts"]
     assert meta["defections"] == a.summary["defections"] > 0
@@ -388,6 +391,10 @@ class Index:
 
 @pytest.fixture(scope="module")
 def index(sample: Sample) -> Index:
+    return _index(sample)
+
+
+def _index(sample: Sample) -> Index:
     subs = defaultdict(list)
     for s in sample.billing["subscription"]:
         subs[s["customer"]].append(s)
@@ -626,6 +633,82 @@ def test_cli_reports_bad_arguments(capsys: pytest.CaptureFixture[str],
     assert "--crm-url is required" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------------------------------
+# The hard sample: the noise of a real business
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hard(module_database, tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    url = module_database("dwtest_sample_hard")
+    folder = tmp_path_factory.mktemp("sample_hard")
+    params = SampleParams(customers=1000, months=12, seed=42, end_date=END, difficulty="hard")
+    return _read_sample(Run(folder, url, generate(params, folder, url, progress=None)))
+
+
+def _voluntary_stated_rates(s: Sample) -> tuple[float, float]:
+    """Exit-survey answers and billing feedback per voluntary defection."""
+    voluntary = [d for d in s.truth if d["involuntary"] == "false"]
+    feedback = {x["id"]: x["cancellation_details"]["feedback"] for x in s.billing["subscription"]}
+    with_feedback = sum(1 for d in voluntary
+                        if feedback[d["subscription_ids"].split(";")[0]] is not None)
+    return len(s.survey["exit_answers"]) / len(voluntary), with_feedback / len(voluntary)
+
+
+def _healthy_share(s: Sample, fires) -> float:
+    """Share of the accounts that never defected for which `fires(account)` holds."""
+    left = {d["crm_account_id"] for d in s.truth}
+    healthy = [a for a in s.crm["accounts"] if a["account_id"] not in left]
+    return sum(1 for a in healthy if fires(a["account_id"])) / len(healthy)
+
+
+def test_hard_sample_carries_the_noise_of_a_real_business(sample: Sample, hard: Sample) -> None:
+    # billing customers created without their CRM account id
+    unlinked = [c for c in hard.billing["customer"] if "crm_account_id" not in c["metadata"]]
+    assert 0.02 <= len(unlinked) / len(hard.billing["customer"]) <= 0.07
+    assert all("crm_account_id" in c["metadata"] for c in sample.billing["customer"])
+    # mostly silent defectors, and fewer of them than in the standard sample
+    exit_rate, feedback_rate = _voluntary_stated_rates(hard)
+    standard_exit, standard_feedback = _voluntary_stated_rates(sample)
+    assert exit_rate <= 0.25 < standard_exit
+    assert feedback_rate <= 0.45 < standard_feedback
+
+    # healthy customers with slow first responses and bad ratings
+    def slow_or_bad(s: Sample):
+        tickets = defaultdict(list)
+        for t in s.crm["tickets"]:
+            tickets[t["account_id"]].append(t)
+        return lambda account: any(
+            t["first_response_at"] is not None
+            and t["first_response_at"] - t["opened_at"] > timedelta(hours=24)
+            or t["csat_score"] is not None and t["csat_score"] <= 2
+            for t in tickets[account])
+    assert _healthy_share(hard, slow_or_bad(hard)) >= 2 * _healthy_share(sample,
+                                                                          slow_or_bad(sample))
+
+    # low-touch small accounts: touched every 60 days or less often as their normal
+    def low_touch(s: Sample):
+        touches = defaultdict(list)
+        for a in s.crm["activities"]:
+            touches[a["account_id"]].append(a["occurred_at"])
+        segment = {a["account_id"]: a["segment"] for a in s.crm["accounts"]}
+
+        def fires(account: str) -> bool:
+            times = sorted(touches[account])
+            gaps = [(b - a).days for a, b in zip(times, times[1:], strict=False)]
+            return segment[account] == "smb" and len(gaps) >= 2 and min(gaps) >= 45
+        return fires
+    assert _healthy_share(hard, low_touch(hard)) >= 0.1
+    assert _healthy_share(sample, low_touch(sample)) == 0
+
+
+def test_hard_sample_still_plants_traces_for_its_causes(hard: Sample) -> None:
+    index = _index(hard)
+    for d in index.defections:
+        signals = _signals(d, index)
+        for cause in d["causes"]:
+            if cause not in catalog.STATED_ONLY:
+                assert cause in signals, (cause, d)
+
+
 def test_params_are_validated() -> None:
     with pytest.raises(ValueError, match="customers"):
         SampleParams(customers=0)
@@ -633,3 +716,5 @@ def test_params_are_validated() -> None:
         SampleParams(months=121)
     with pytest.raises(ValueError, match="end_date"):
         SampleParams(end_date="2026-10-31")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="difficulty must be one of standard, hard"):
+        SampleParams(difficulty="nightmare")

@@ -49,7 +49,8 @@ def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
     from defection_warehouse.sample import SampleParams, fingerprint, generate
 
     params = SampleParams(customers=settings.sample_customers, months=settings.sample_months,
-                          seed=settings.sample_seed, end_date=settings.sample_end_date)
+                          seed=settings.sample_seed, end_date=settings.sample_end_date,
+                          difficulty=settings.sample_difficulty)
     out = settings.sample_dir
     stamp = out / "sample.json"
     wanted = {"params": _params_dict(params), "crm_url": db.redact(crm),
@@ -67,7 +68,8 @@ def ensure_sample(settings: Settings, crm: str, *, fresh: bool = False) -> Path:
         say(f"removing landing batches of the previous sample in {landing}")
         shutil.rmtree(landing)
     say(f"generating the sample business: {params.customers} customers over "
-        f"{params.months} months ending {params.end_date} (seed {params.seed})")
+        f"{params.months} months ending {params.end_date} (seed {params.seed}, "
+        f"{params.difficulty})")
     summary = generate(params, out, crm, progress=lambda m: say("  " + m))
     summary.update(wanted)
     stamp.write_text(json.dumps(summary, indent=2, default=str))
@@ -216,18 +218,32 @@ def _iso_date(value: str) -> date:
         raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
 
 
+DIFFICULTY_HELP = ("the sample's noise: standard, or hard (the noise of a real business); "
+                   "default SAMPLE_DIFFICULTY, else standard")
+
+
+def _with_difficulty(settings: Settings, difficulty: str | None) -> Settings:
+    if difficulty is None:
+        return settings
+    if difficulty not in ("standard", "hard"):
+        raise typer.BadParameter(f"difficulty must be standard or hard, got {difficulty!r}")
+    return settings.model_copy(update={"sample_difficulty": difficulty})
+
+
 @app.command("demo")
 def cmd_demo(
     fresh: Annotated[bool, typer.Option("--fresh", help="regenerate the sample")] = False,
+    difficulty: Annotated[str | None, typer.Option("--difficulty", help=DIFFICULTY_HELP)] = None,
 ) -> None:
     """Run the whole demo on the sample business.
 
     Starts the warehouse (embedded unless WAREHOUSE_URL is set), generates the sample
     (or reuses it when its settings have not changed), serves its billing API, runs
     `airflow dags test defection_nightly` for the sample's last day (SAMPLE_END_DATE)
-    and prints what was loaded, the latest KPIs and where the leadership report is.
+    and prints what was loaded, the latest KPIs and where the leadership report is. A
+    sample of another difficulty than the one generated is generated anew.
     """
-    settings = Settings.from_env()
+    settings = _with_difficulty(Settings.from_env(), difficulty)
     started = time.monotonic()
     wh = warehouse_url(settings)
     crm = crm_url(settings, wh)
@@ -281,14 +297,17 @@ def cmd_run(
 
 
 @app.command("sample")
-def cmd_sample() -> None:
+def cmd_sample(
+    difficulty: Annotated[str | None, typer.Option("--difficulty", help=DIFFICULTY_HELP)] = None,
+) -> None:
     """(Re)generate the sample business.
 
     Only the sample: its CRM database, billing store and survey exports under
     DW_DATA_DIR/sample, sized by SAMPLE_CUSTOMERS, SAMPLE_MONTHS, SAMPLE_SEED and
-    SAMPLE_END_DATE. Nothing is loaded into the warehouse.
+    SAMPLE_END_DATE, with the noise SAMPLE_DIFFICULTY (or --difficulty) names. Nothing is
+    loaded into the warehouse.
     """
-    settings = Settings.from_env()
+    settings = _with_difficulty(Settings.from_env(), difficulty)
     wh = warehouse_url(settings)
     ensure_sample(settings, crm_url(settings, wh), fresh=True)
 
@@ -298,7 +317,10 @@ def cmd_attribution_report() -> None:
     """Compare attribution with the sample's planted truth.
 
     Compares the causes the marts attribute defections to with the causes the sample
-    generator planted, and writes bench/attribution.json. Needs `make demo` first.
+    generator planted, and writes bench/attribution.json (bench/attribution_hard.json for
+    the hard sample). Needs `make demo` first. Ends with the headline figures of every
+    sample measured so far side by side: run it once after a demo of each difficulty
+    (each with its own DW_DATA_DIR and warehouse) to compare them.
     """
     from defection_warehouse.sample import attribution_report
 
@@ -307,9 +329,23 @@ def cmd_attribution_report() -> None:
     if not truth.exists():
         raise SystemExit(f"{truth} not found: run `make demo` first (it generates the "
                          "sample and builds the marts)")
+    stamp = settings.sample_dir / "sample.json"
+    params = json.loads(stamp.read_text()).get("params", {}) if stamp.exists() else {}
+    difficulty = params.get("difficulty", "standard")
+    bench = PROJECT_ROOT / "bench"
+    out = bench / ("attribution.json" if difficulty == "standard"
+                   else f"attribution_{difficulty}.json")
     _exit(attribution_report.main([
         "--warehouse-url", warehouse_url(settings), "--truth", str(truth),
-        "--out", str(PROJECT_ROOT / "bench" / "attribution.json")]))
+        "--out", str(out)]))
+    results = {}
+    for name, path in (("standard", bench / "attribution.json"),
+                       ("hard", bench / "attribution_hard.json")):
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    print()
+    print(f"this sample: {difficulty}; the figures of each sample measured (bench/):")
+    print(attribution_report.format_comparison(results))
 
 
 @app.command("report")

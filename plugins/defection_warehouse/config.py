@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     sample_months: int = _var("SAMPLE_MONTHS", 24)
     sample_seed: int = _var("SAMPLE_SEED", 42)
     sample_end_date: date = _var("SAMPLE_END_DATE", date(2026, 10, 31))
+    # standard, or hard: the sample with the noise of a real business (see sample/simulate.py)
+    sample_difficulty: str = _var("SAMPLE_DIFFICULTY", "standard")
     embedded_pg_port: int = _var("EMBEDDED_PG_PORT", 54329)
     build_schema: str = _var("DW_BUILD_SCHEMA", "analytics_build")
     publish_schema: str = _var("DW_PUBLISH_SCHEMA", "analytics")

@@ -456,6 +456,38 @@ where months_since_start = 0
 """
 
 
+# Each lift lies within its interval, and hits never exceed the checkpoints they are of.
+SIGNAL_LIFT_QUERY = """
+select signal_id, segment, leaver_hits, leaver_checkpoints, stayer_hits, stayer_checkpoints,
+       lift::float8, lift_ci_low::float8, lift_ci_high::float8
+from {batch}
+where leaver_hits > leaver_checkpoints
+   or stayer_hits > stayer_checkpoints
+   or lift < lift_ci_low
+   or lift > lift_ci_high
+   or strength <> seed_strength * strength_multiplier
+"""
+
+BACKTEST_RATES: tuple[tuple[str, str, str], ...] = (
+    ("precision", "precision_numerator", "precision_denominator"),
+    ("recall", "recall_numerator", "recall_denominator"),
+    ("base_rate", "base_rate_numerator", "base_rate_denominator"),
+)
+
+
+def _backtest_rates_query() -> str:
+    wrong = " or ".join(
+        f"(({rate} is null) <> (nullif({den}, 0) is null) "
+        f"or abs({rate} - {num}::numeric / nullif({den}, 0)) > 1e-12)"
+        for rate, num, den in BACKTEST_RATES)
+    shown = ", ".join(f"{r}::float8 as {r}" for r, _, _ in BACKTEST_RATES)
+    return (f"select backtest_as_of_date, {shown} from {{batch}} where {wrong} "
+            "or precision_numerator <> flagged_defected_customers "
+            "or precision_denominator <> flagged_customers "
+            "or recall_denominator <> defected_customers "
+            "or base_rate_denominator <> scored_customers")
+
+
 def mart_suites() -> list[gx.ExpectationSuite]:
     specs: dict[str, list[Any]] = {
         "dim_customers": [
@@ -476,6 +508,7 @@ def mart_suites() -> list[gx.ExpectationSuite]:
         ],
         "fct_defections": [
             _between("lost_mrr"), _between("tenure_days"),
+            _between("attribution_margin", 0, 1), _between("evidence_family_coverage", 0, 1),
             _rows("has_evidence is false exactly when the defection's only cause is "
                   "unexplained.", HAS_EVIDENCE_QUERY),
         ],
@@ -526,10 +559,26 @@ def mart_suites() -> list[gx.ExpectationSuite]:
         "mart_accounts_at_risk": [
             _between("mrr_at_risk"),
             _between("top_cause_weight", 0, 1),
+            _between("risk_lift", 1),
             gxe.ExpectColumnValuesToBeBetween(
                 column="as_of_date", min_value=_param("as_of_date"),
                 max_value=_param("as_of_date"), meta=_meta("as_of", "table"),
                 description="Signals are evaluated at the as-of date."),
+        ],
+        "mart_signal_lift": [
+            _not_empty(),
+            _between("leaver_rate", 0, 1), _between("stayer_rate", 0, 1),
+            _between("lift", 0), _between("calibrated_lift", 0), _between("strength", 0),
+            _rows("Hits are at most the checkpoints compared, every lift lies within its "
+                  "95% interval, and the strength is the seed's times the multiplier.",
+                  SIGNAL_LIFT_QUERY),
+        ],
+        "kpi_at_risk_backtest": [
+            _between("precision", 0, 1), _between("recall", 0, 1),
+            _between("base_rate", 0, 1), _between("flagged_share", 0, 1),
+            _between("lift", 0),
+            _rows("Precision, recall and the base rate equal their numerators over their "
+                  "denominators, which are the counts of the row.", _backtest_rates_query()),
         ],
     }
     return [_suite(MART_PREFIX + model, f"Built mart {model} (build schema).", exps,

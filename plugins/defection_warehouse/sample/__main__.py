@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"random seed (default {_DEFAULTS.seed})")
     p.add_argument("--end-date", type=_date, default=_DEFAULTS.end_date,
                    help=f"last simulated day, YYYY-MM-DD (default {_DEFAULTS.end_date})")
+    p.add_argument("--difficulty", choices=("standard", "hard"), default=_DEFAULTS.difficulty,
+                   help="standard, or hard: with the noise of a real business (healthy "
+                        "customers with slow or badly rated tickets, low-touch accounts, "
+                        "mostly silent defectors, face-saving reasons, accounts without "
+                        "a CRM link; default standard)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default $DW_DATA_DIR/sample or .data/sample)")
     p.add_argument("--crm-url", default=os.environ.get("CRM_URL"),
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.crm_url:
         parser.error("--crm-url is required (or set CRM_URL)")
     params = SampleParams(customers=args.customers, months=args.months, seed=args.seed,
-                          end_date=args.end_date)
+                          end_date=args.end_date, difficulty=args.difficulty)
     out = args.out or _default_out()
     progress = None if args.quiet else lambda msg: print(msg, flush=True)
     summary = generate(params, out, args.crm_url, progress=progress)

@@ -18,6 +18,14 @@ A customer's life, in the order it is simulated:
    and disputes, surveys, each shaped by the causes that are active at that time;
 7. for every planted cause of a defection the trace is guaranteed inside the attribution
    lookback window (90 days, 180 for surveys) before the defection date.
+
+``SampleParams.difficulty`` picks how much of real businesses' noise the sample carries
+(``NOISE``): ``standard`` is the sample the rules were written beside; ``hard`` adds the
+noise that makes one-account-at-a-time rules misfire (healthy customers with slow,
+badly rated or bug tickets and detractor scores, low-touch small accounts, mostly silent
+defectors, face-saving "too expensive", more causes at once, accounts billed without a
+CRM link). The extra draws of ``hard`` come from a random stream of their own, so the
+standard sample stays what it was.
 """
 
 from __future__ import annotations
@@ -77,6 +85,55 @@ BASE_CATEGORIES = (("how_to", 0.70), ("feature_request", 0.22), ("bug", 0.068),
                    ("outage", 0.01), ("billing", 0.002))
 HEALTHY_CSAT = ((5, 0.60), (4, 0.30), (3, 0.095), (2, 0.004), (1, 0.001))
 FAILURE_CODES = ("card_declined", "insufficient_funds", "expired_card", "processing_error")
+# what a ticket-heavy account files: more bugs and outages, some billing questions
+HEAVY_CATEGORIES = (("how_to", 0.50), ("feature_request", 0.20), ("bug", 0.24),
+                    ("outage", 0.03), ("billing", 0.03))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """How much of real businesses' noise the sample carries (see ``NOISE``)."""
+
+    cause_count: tuple[tuple[int, float], ...] = CAUSE_COUNT
+    exit_survey_rate: float = EXIT_SURVEY_RATE
+    billing_feedback_rate: float = BILLING_FEEDBACK_RATE
+    # a defector who gave a reason names another cause than the real one
+    misleading_rate: float = MISLEADING_RATE
+    # a price or competitor leaver who said nothing is made to give billing feedback
+    stated_only_feedback: float = 0.9
+    # NPS answers of 4-6 from customers whose goals are met
+    healthy_detractor_rate: float = 0.007
+    # refunds a month for everybody
+    refund_rate: float = 0.0008
+    # --- only in the hard sample (0 draws nothing from the noise stream)
+    # billing customers created without the CRM account id in their metadata
+    unlinked_rate: float = 0.0
+    # share of accounts per segment looked after every LOW_TOUCH_GAP days as their normal
+    low_touch: tuple[tuple[str, float], ...] = ()
+    # tickets of anyone answered and resolved slowly, rated 1-2
+    slow_ticket_rate: float = 0.0
+    low_csat_rate: float = 0.0
+    # bug tickets left open until engineering ships a fix (BUG_FIX_DAYS later)
+    bug_wait_rate: float = 0.0
+    # accounts filing twice the tickets, a quarter of them bugs and outages
+    ticket_heavy_rate: float = 0.0
+
+
+LOW_TOUCH_GAP = (60, 150)  # days between touchpoints of a low-touch account
+# share of NPS answers and ticket ratings a low-touch account's contacts skip
+LOW_TOUCH_SURVEY_SKIP = 0.9
+BUG_FIX_DAYS = (10, 45)
+NOISE = {
+    "standard": Noise(),
+    "hard": Noise(
+        cause_count=((0, 0.45), (1, 0.30), (2, 0.17), (3, 0.08)),
+        exit_survey_rate=0.15, billing_feedback_rate=0.25, misleading_rate=0.30,
+        stated_only_feedback=0.8, healthy_detractor_rate=0.10, refund_rate=0.004,
+        unlinked_rate=0.04, low_touch=(("smb", 0.5), ("mid_market", 0.2)),
+        slow_ticket_rate=0.15, low_csat_rate=0.25, bug_wait_rate=0.5,
+        ticket_heavy_rate=0.25,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +142,7 @@ class SampleParams:
     months: int = 24
     seed: int = 42
     end_date: date = date(2026, 10, 31)
+    difficulty: str = "standard"
 
     def __post_init__(self) -> None:
         if not isinstance(self.customers, int) or not 1 <= self.customers <= 5_000_000:
@@ -96,6 +154,9 @@ class SampleParams:
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
         if not isinstance(self.end_date, date):
             raise ValueError(f"end_date must be a date, got {self.end_date!r}")
+        if self.difficulty not in NOISE:
+            raise ValueError(f"difficulty must be one of {', '.join(NOISE)}, "
+                             f"got {self.difficulty!r}")
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -188,8 +249,8 @@ class Invoice:
 
 
 class BillingCustomer:
-    __slots__ = ("id", "created", "email", "name", "account_id", "delinquent", "subs",
-                 "refunds", "disputes", "currency")
+    __slots__ = ("id", "created", "email", "name", "account_id", "crm_linked", "delinquent",
+                 "subs", "refunds", "disputes", "currency")
 
 
 class Out:
@@ -216,12 +277,14 @@ class _C:
         "promised", "go_live", "onset", "visible", "base", "addon", "second", "ended",
         "request", "involuntary", "trigger", "planted", "end1", "tickets", "activities",
         "snapshots", "neglected", "wb", "billing", "deals", "responses", "exits",
+        "n", "low_touch", "ticket_heavy",
     )
 
 
 class Simulator:
     def __init__(self, params: SampleParams) -> None:
         self.params = params
+        self.noise = NOISE[params.difficulty]
         self.cal = Calendar(params.months, params.end_date)
         self.H = self.cal.horizon
         self.WS = self.cal.window_start
@@ -331,6 +394,8 @@ class Simulator:
         if unresolved:
             resolved = None
         csat = csat_ts = None
+        if c.low_touch and csat_rate < 1:  # a low-touch account seldom rates a ticket
+            csat_rate *= 1 - LOW_TOUCH_SURVEY_SKIP
         if resolved is not None and not c.neglected and r.random() < csat_rate:
             csat_ts = resolved + r.randrange(HOUR, 48 * HOUR)
             if low_csat:
@@ -360,6 +425,9 @@ class Simulator:
         c = _C()
         c.i = i
         c.r = random.Random(self.params.seed * 1_000_003 + i)
+        # the hard sample's extra draws: a stream of their own, so that the standard
+        # sample's draws from c.r stay the same
+        c.n = random.Random(f"noise|{self.params.seed}|{i}")
         c.account_id = 1001 + i
         self._profile(c)
         self._sale(c)
@@ -387,7 +455,7 @@ class Simulator:
         ind, word = r.choices(nm.INDUSTRIES, nm.INDUSTRY_WEIGHTS)[0]
         c.industry = ind
         # latent causes
-        k = _pick(r, CAUSE_COUNT)
+        k = _pick(r, self.noise.cause_count)
         causes: list[str] = []
         pool = dict(CAUSE_WEIGHTS)
         while len(causes) < k and pool:
@@ -401,6 +469,7 @@ class Simulator:
         c.dominant = causes[0] if causes else None
         c.neglected = "neglect" in causes
         poor_fit = "poor_fit" in causes
+        c.ticket_heavy = c.n.random() < self.noise.ticket_heavy_rate
         # size, plan, seats
         logu = lambda a, b: int(round(a * (b / a) ** r.random()))  # noqa: E731
         if c.segment == "smb":
@@ -453,6 +522,9 @@ class Simulator:
         self._domains[base] = n + 1
         c.domain = base if n == 0 else f"{slug}{n + 1}.{tld}"
         c.owner = r.choice(self._owners[(c.region, c.segment == "enterprise")])
+        # a low-touch account's normal; neglect is a drop from the account's normal
+        low_touch = dict(self.noise.low_touch).get(c.segment, 0.0)
+        c.low_touch = not c.neglected and c.n.random() < low_touch
 
     # 2. sale and go-live -------------------------------------------------------------
     def _sale(self, c: _C) -> None:
@@ -775,6 +847,7 @@ class Simulator:
         bc.id = self.cus_id()
         bc.created = c.start - r.randrange(60, 600)
         bc.account_id = c.account_id
+        bc.crm_linked = not c.n.random() < self.noise.unlinked_rate
         primary = c.contacts[0]
         u = r.random()
         if u < 0.12:
@@ -920,7 +993,10 @@ class Simulator:
                                      (45, 30, 20, 5))[0]
                 acts.append((t, kind))
                 n += 1
-                day += r.randint(7, 21) * DAY
+                if c.low_touch:
+                    day += c.n.randint(*LOW_TOUCH_GAP) * DAY
+                else:
+                    day += r.randint(7, 21) * DAY
         # a couple of win-back attempts after a defection (not for neglected accounts)
         if c.ended is not None and c.second is None and not c.neglected:
             for _ in range(r.choice((0, 1, 1, 2))):
@@ -936,20 +1012,31 @@ class Simulator:
         c.tickets = []
         D = c.ended
         first_end = (D - 3 * DAY) if D is not None else H
-        rate = TICKET_RATE[c.segment]
+        rate = TICKET_RATE[c.segment] * (2 if c.ticket_heavy else 1)
+        noise = self.noise
         slow_on = c.onset.get("slow_resolution", NEVER)
 
         def slow(t: int) -> bool:
             return slow_on <= t < c.end1
 
         def base_ticket(t: int, second: bool) -> None:
-            cat_ = _pick(r, BASE_CATEGORIES)
+            cat_ = _pick(r, HEAVY_CATEGORIES if c.ticket_heavy else BASE_CATEGORIES)
             pri = _pick(r, (("low", 0.25), ("normal", 0.55), ("high", 0.17), ("urgent", 0.03)))
             if cat_ == "outage":
                 pri = r.choice(("high", "urgent"))
             poor = not second and self._active(c, "poor_service", t)
-            self._ticket(c, t, cat_, pri, slow=not second and slow(t),
-                         low_csat=poor and r.random() < 0.7, csat_rate=0.8 if poor else 0.35)
+            # healthy customers' tickets are sometimes slow or badly rated too (hard)
+            noisy_slow = c.n.random() < noise.slow_ticket_rate
+            noisy_low = c.n.random() < noise.low_csat_rate
+            self._ticket(c, t, cat_, pri, slow=not second and slow(t) or noisy_slow,
+                         low_csat=poor and r.random() < 0.7 or noisy_low,
+                         csat_rate=0.8 if poor else 0.35)
+            # a bug waits for engineering's fix, however quick the first answer (hard)
+            tk = c.tickets[-1]
+            if cat_ == "bug" and tk[5] is not None and c.n.random() < noise.bug_wait_rate:
+                tk[5] = t + c.n.randint(*BUG_FIX_DAYS) * DAY + c.n.randrange(DAY)
+                if tk[7] is not None:
+                    tk[7] = tk[5] + c.n.randrange(HOUR, 48 * HOUR)
 
         for t in _stream(r, c.start + 2 * DAY, first_end, rate):
             base_ticket(t, False)
@@ -1078,7 +1165,7 @@ class Simulator:
 
         first_end = c.ended - 2 * DAY if c.ended is not None else H
         # rare noise for everybody
-        for t in _stream(r, c.start + 30 * DAY, first_end, 0.0008):
+        for t in _stream(r, c.start + 30 * DAY, first_end, self.noise.refund_rate):
             refund(t)
         if "hassle" in c.causes and c.onset["hassle"] < NEVER:
             o = c.onset["hassle"]
@@ -1128,7 +1215,7 @@ class Simulator:
         if self._active(c, "goals_unmet", ts):
             return r.choice((0, 1, 2, 3, 3, 4, 4, 5, 5, 5, 6, 6, 6))
         u = r.random()
-        if u < 0.007:
+        if u < self.noise.healthy_detractor_rate:
             return r.randint(4, 6)
         if u < 0.475:
             return r.choice((7, 8))
@@ -1151,6 +1238,9 @@ class Simulator:
                     continue
                 for ct in c.active_contacts:
                     if ct[5] > wave or r.random() >= 0.3:
+                        continue
+                    # low-touch accounts seldom answer surveys either (hard)
+                    if c.low_touch and c.n.random() < LOW_TOUCH_SURVEY_SKIP:
                         continue
                     t = self._worktime(c, wave + r.randint(0, 4) * DAY)
                     if t > H or not any(a <= t < e for a, e in lives):
@@ -1198,12 +1288,14 @@ class Simulator:
             return
         trigger = c.trigger
         planted = c.planted or [trigger]
-        survey = r.random() < EXIT_SURVEY_RATE
-        feedback = r.random() < BILLING_FEEDBACK_RATE
-        if trigger in cat.STATED_ONLY and not (survey or feedback) and r.random() < 0.9:
+        noise = self.noise
+        survey = r.random() < noise.exit_survey_rate
+        feedback = r.random() < noise.billing_feedback_rate
+        if trigger in cat.STATED_ONLY and not (survey or feedback) and \
+                r.random() < noise.stated_only_feedback:
             feedback = True
         stated = trigger
-        misleading = trigger not in cat.STATED_ONLY and r.random() < MISLEADING_RATE
+        misleading = trigger not in cat.STATED_ONLY and r.random() < noise.misleading_rate
         if misleading:
             options = [x for x in ("price", "price", "competitor") if x not in planted]
             stated = r.choice(options) if options else "other"

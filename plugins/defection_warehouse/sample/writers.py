@@ -147,7 +147,9 @@ def billing_objects(bc: BillingCustomer, counts: dict[str, int]) -> Iterator[dic
         "id": bc.id, "object": "customer", "created": bc.created, "email": bc.email,
         "name": bc.name, "description": None, "currency": bc.currency,
         "delinquent": bc.delinquent, "balance": 0, "invoice_prefix": prefix,
-        "metadata": {"crm_account_id": str(bc.account_id)}, "livemode": False,
+        # a customer created without its CRM account id has no link to the CRM
+        "metadata": {"crm_account_id": str(bc.account_id)} if bc.crm_linked else {},
+        "livemode": False,
     }
     counts["billing.customers"] += 1
     number = 0

@@ -17,6 +17,8 @@ rules as (
     select
         signal_id,
         threshold,
+        baseline,
+        baseline_factor,
         coalesce(min_count, 1) as min_count,
         -- an empty lookback follows the project's window for the rule's kind
         coalesce(
@@ -40,6 +42,8 @@ final as (
         checkpoints.crm_account_id,
         rules.signal_id,
         rules.threshold,
+        rules.baseline,
+        rules.baseline_factor,
         rules.min_count,
         rules.lookback_days,
         checkpoints.window_end_at - make_interval(days => rules.lookback_days)

@@ -1,22 +1,21 @@
--- One row per piece of evidence for a cause at a checkpoint (a defection or an active
--- customer), from the signal families (int_attribution__signals_*), each of which finds
--- its items with the same columns:
+-- One row per piece of evidence for a cause at a checkpoint (a defection, a customer
+-- paying now, or one paying at a backtest date):
 --   stated:   each distinct reason a defecting customer gave, mapped to a cause by
 --             stated_reason_map, with the strength of its source from evidence_strengths;
---   observed: each signal rule of signal_rules that fires in the checkpoint's lookback
---             window (at least min_count rows behind it), with the rule's cause and
---             strength, kept only where the rule's evidence family was available at the
---             checkpoint (int_attribution__evidence_families): absent data is never
---             evidence.
--- The rules, thresholds, windows and strengths come from the seeds; nothing is tuned here.
+--             what customers say keeps its strength;
+--   observed: each signal rule that fired at the checkpoint where its data was there
+--             (int_attribution__signal_hits), with the rule's seed strength scaled by how
+--             well it tells leavers from stayers (int_attribution__signal_lift, for the
+--             checkpoint's segment, else for all segments): a rule as common among
+--             customers who stayed carries about no weight. Defections and customers
+--             paying now use the lift fitted at the as-of date; a backtest checkpoint the
+--             one fitted at its own date, from what was known then.
+-- Every observed row shows the lift and multiplier that scaled it. The rules, thresholds,
+-- windows and prior strengths come from the seeds; nothing is tuned here.
 with
 
 checkpoints as (
     select * from {{ ref('int_attribution__checkpoints') }}
-),
-
-rules as (
-    select * from {{ ref('signal_rules') }}
 ),
 
 stated_reason_map as (
@@ -29,30 +28,21 @@ evidence_strengths as (
     where strength > 0
 ),
 
-families as (
-    select * from {{ ref('int_attribution__evidence_families') }}
-),
-
 stated_reasons as (
     select * from {{ ref('int_attribution__signals_stated') }}
 ),
 
-signals as (
-    select * from {{ ref('int_attribution__signals_fit') }}
-    union all
-    select * from {{ ref('int_attribution__signals_oversold') }}
-    union all
-    select * from {{ ref('int_attribution__signals_adoption') }}
-    union all
-    select * from {{ ref('int_attribution__signals_tickets') }}
-    union all
-    select * from {{ ref('int_attribution__signals_money') }}
-    union all
-    select * from {{ ref('int_attribution__signals_involuntary') }}
-    union all
-    select * from {{ ref('int_attribution__signals_contact') }}
-    union all
-    select * from {{ ref('int_attribution__signals_surveys') }}
+hits as (
+    select * from {{ ref('int_attribution__signal_hits') }}
+    where checkpoint_kind in ('defection', 'active', 'backtest')
+),
+
+lift as (
+    select * from {{ ref('int_attribution__signal_lift') }}
+),
+
+as_of as (
+    select {{ as_of_date() }} as as_of_date
 ),
 
 -- reason codes mapped to no cause (such as `other`) and sources without strength drop out
@@ -64,6 +54,9 @@ stated as (
         stated_reasons.evidence_source,
         stated_reasons.reason_code,
         stated_reasons.evidence_detail,
+        evidence_strengths.strength as seed_strength,
+        null::numeric as lift,
+        1::numeric as strength_multiplier,
         evidence_strengths.strength,
         stated_reasons.observed_at
     from stated_reasons
@@ -75,32 +68,47 @@ stated as (
         on stated_reasons.evidence_source = evidence_strengths.evidence_source
 ),
 
+-- the lift of the checkpoint's fit date: the backtest's own date, else the as-of date
+hits_dated as (
+    select
+        hits.*,
+        case
+            when hits.checkpoint_kind = 'backtest' then checkpoints.as_of_date
+            else as_of.as_of_date
+        end as fitted_as_of
+    from hits
+    inner join checkpoints
+        on hits.checkpoint_id = checkpoints.checkpoint_id
+    cross join as_of
+),
+
 observed as (
     select
-        signals.checkpoint_id,
-        rules.cause_id,
+        hits_dated.checkpoint_id,
+        hits_dated.cause_id,
         'observed' as evidence_type,
-        signals.evidence_source,
-        signals.reason_code,
-        signals.evidence_detail,
-        rules.strength,
-        signals.observed_at
-    from signals
-    inner join rules
-        on signals.evidence_source = rules.signal_id
-    inner join families
-        on signals.checkpoint_id = families.checkpoint_id
-    where
-        signals.item_count >= signals.min_count
-        and case rules.evidence_family
-            when 'billing' then true
-            when 'crm_account' then families.is_crm_linked
-            when 'crm_activity' then families.has_crm_activity
-            when 'support' then families.has_support
-            when 'usage' then families.has_usage
-            when 'survey' then families.has_survey
-            else false
-        end
+        hits_dated.signal_id as evidence_source,
+        null::text as reason_code,
+        hits_dated.evidence_detail,
+        hits_dated.seed_strength,
+        coalesce(segment_lift.calibrated_lift, all_lift.calibrated_lift) as lift,
+        coalesce(segment_lift.strength_multiplier, all_lift.strength_multiplier, 1)
+            as strength_multiplier,
+        hits_dated.seed_strength
+        * coalesce(segment_lift.strength_multiplier, all_lift.strength_multiplier, 1)
+            as strength,
+        hits_dated.observed_at
+    from hits_dated
+    left join lift as segment_lift
+        on
+            hits_dated.fitted_as_of = segment_lift.fitted_as_of
+            and hits_dated.signal_id = segment_lift.signal_id
+            and hits_dated.segment = segment_lift.segment
+    left join lift as all_lift
+        on
+            hits_dated.fitted_as_of = all_lift.fitted_as_of
+            and hits_dated.signal_id = all_lift.signal_id
+            and all_lift.segment = 'all'
 ),
 
 unioned as (
@@ -126,6 +134,9 @@ final as (
         unioned.evidence_source::text as evidence_source,
         unioned.reason_code::text as reason_code,
         unioned.evidence_detail::text as evidence_detail,
+        unioned.seed_strength::numeric as seed_strength,
+        unioned.lift::numeric as lift,
+        unioned.strength_multiplier::numeric as strength_multiplier,
         unioned.strength::numeric as strength,
         unioned.observed_at::timestamptz as observed_at
     from unioned

@@ -98,9 +98,12 @@ qualifying_tickets as (
             then
                 coalesce(first_response_at, window_end_at) - opened_at
                 > make_interval(hours => threshold::int)
-        -- resolution time only of resolved tickets (an open bug is product_issues)
+        -- resolution time only of resolved tickets, and not of bugs and outages: they wait
+        -- for engineering's fix, which is product_issues, not support's pace
         when 'slow_resolution_resolution_time'
-            then resolved_at - opened_at > make_interval(secs => threshold * 86400)
+            then
+                ticket_category not in ('bug', 'outage')
+                and resolved_at - opened_at > make_interval(secs => threshold * 86400)
         when 'poor_service_low_csat' then csat_score <= threshold
         when 'hassle_billing_ticket' then ticket_category = 'billing'
     end

@@ -1,7 +1,9 @@
 -- Paying customers showing defection signals now. Grain: customer paying in the as-of
 -- month with at least one observed signal at the as-of date. The signals are the same
 -- rules the attribution of past defections uses (int_attribution__evidence), weighted the
--- same way, so the top cause reads like the one a defection would get today.
+-- same way, so the top cause reads like the one a defection would get today. Customers
+-- are ranked by their risk lift and the riskiest flagged (int_attribution__risk_scores);
+-- kpi_at_risk_backtest shows how the same flag did 3 and 6 months ago.
 -- The planner underestimates how many checkpoints carry signals (aggregated CTEs have no
 -- statistics) and would re-run the account lookup per row in a nested loop: at 100,000
 -- customers that took minutes instead of seconds.
@@ -29,6 +31,11 @@ evidence as (
 
 taxonomy as (
     select * from {{ ref('cause_taxonomy') }}
+),
+
+risk as (
+    select * from {{ ref('int_attribution__risk_scores') }}
+    where checkpoint_kind = 'active'
 ),
 
 accounts as (
@@ -79,6 +86,9 @@ final as (
         accounts.owner_name::text as owner,  -- noqa: RF04
         checkpoints.as_of_date::date as as_of_date,
         checkpoints.mrr::bigint as mrr_at_risk,
+        risk.risk_lift::numeric(18, 6) as risk_lift,
+        risk.risk_rank::int as risk_rank,
+        risk.is_flagged::boolean as is_flagged,
         signals.signal_count::int as signal_count,
         signals.signals::text[] as signals,
         signals.evidence::text[] as evidence,
@@ -93,6 +103,8 @@ final as (
         on checkpoints.checkpoint_id = signals.checkpoint_id
     inner join causes
         on checkpoints.checkpoint_id = causes.checkpoint_id
+    inner join risk
+        on checkpoints.checkpoint_id = risk.checkpoint_id
     left join taxonomy
         on causes.top_cause = taxonomy.cause_id
     left join accounts

@@ -1,6 +1,8 @@
 -- Defections by cause over time. Grain: defection month x segment (at defection time) x
--- cause. Each defection is spread over its causes by weight, so defections_attributed
--- sums to the month's defections and lost_mrr_attributed to the month's lost MRR.
+-- cause x whether the defection's attribution is confident (fct_defections). Each
+-- defection is spread over its causes by weight, so defections_attributed sums to the
+-- month's defections and lost_mrr_attributed to the month's lost MRR; filter on
+-- is_confident_attribution to read only the defections whose evidence was decisive.
 with
 
 defections as (
@@ -16,7 +18,8 @@ defection_segments as (
         defection_id,
         segment,
         had_feedback,
-        has_evidence
+        has_evidence,
+        attribution_confidence = 'confident' as is_confident_attribution
     from {{ ref('fct_defections') }}
 ),
 
@@ -50,6 +53,7 @@ attributed as (
         defections.defection_month,
         coalesce(defection_segments.segment, 'unknown') as segment,
         causes.cause_id,
+        coalesce(defection_segments.is_confident_attribution, false) as is_confident_attribution,
         sum(causes.weight) as defections_attributed,
         sum(causes.weight * defections.lost_mrr) as lost_mrr_attributed,
         count(*) as defections_with_cause
@@ -60,7 +64,7 @@ attributed as (
         on defections.defection_id = defection_segments.defection_id
     group by
         defections.defection_month, coalesce(defection_segments.segment, 'unknown'),
-        causes.cause_id
+        causes.cause_id, coalesce(defection_segments.is_confident_attribution, false)
 ),
 
 final as (
@@ -68,6 +72,7 @@ final as (
         attributed.defection_month::date as defection_month,
         attributed.segment::text as segment,
         attributed.cause_id::text as cause_id,
+        attributed.is_confident_attribution::boolean as is_confident_attribution,
         taxonomy.cause_label::text as cause_label,
         taxonomy.owning_function::text as owning_function,
         attributed.defections_attributed::numeric(18, 6) as defections_attributed,

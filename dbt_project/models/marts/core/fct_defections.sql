@@ -1,5 +1,8 @@
 -- One row per defection with the customer's CRM attributes as they were when it
--- happened (from the account history, so a later re-segmentation does not rewrite it).
+-- happened (from the account history, so a later re-segmentation does not rewrite it),
+-- and how decisive its attribution is: the top cause's margin over the next, the share of
+-- the evidence families that were there to look at, and whether the attribution is
+-- confident (attribution_confident_* vars).
 with
 
 defections as (
@@ -31,12 +34,35 @@ feedback as (
     group by defection_id
 ),
 
--- which evidence families there were to look at, and whether any evidence was found
+-- which evidence families there were to look at, and whether any evidence was found;
+-- coverage counts the six families a signal rule can read (billing is always there)
 families as (
     select
         checkpoint_id as defection_id,
-        evidence_families
+        evidence_families,
+        (
+            1 + is_crm_linked::int + has_crm_activity::int + has_support::int
+            + has_usage::int + has_survey::int
+        )::numeric / 6 as evidence_family_coverage
     from {{ ref('int_attribution__evidence_families') }}
+),
+
+-- the top cause and its margin over the next (its whole weight when it is alone); causes
+-- of equal strength have a margin of 0, although the rounding remainder the top cause
+-- carries can leave its weight a millionth under the next one's
+attribution as (
+    select
+        defection_id,
+        max(cause_id) filter (where cause_rank = 1) as top_cause,
+        max(weight) filter (where cause_rank = 1) as top_cause_weight,
+        max(strength) filter (where cause_rank = 1) as top_cause_strength,
+        greatest(
+            max(weight) filter (where cause_rank = 1)
+            - coalesce(max(weight) filter (where cause_rank = 2), 0),
+            0
+        ) as attribution_margin
+    from {{ ref('fct_defection_causes') }}
+    group by defection_id
 ),
 
 explained as (
@@ -76,7 +102,24 @@ final as (
         (feedback.defection_id is not null)::boolean as had_feedback,
         coalesce(feedback.stated_reason_count, 0)::int as feedback_reason_count,
         coalesce(families.evidence_families, 'billing')::text as evidence_families,
+        round(coalesce(families.evidence_family_coverage, 1.0 / 6), 6)::numeric(9, 6)
+            as evidence_family_coverage,
         (explained.defection_id is not null)::boolean as has_evidence,
+        attribution.top_cause::text as top_cause,
+        attribution.top_cause_weight::numeric(9, 6) as top_cause_weight,
+        (case
+            when explained.defection_id is not null then attribution.attribution_margin
+        end)::numeric(9, 6) as attribution_margin,
+        (case
+            when explained.defection_id is null then 'none'
+            when
+                attribution.attribution_margin >= {{ var('attribution_confident_margin') }}
+                and attribution.top_cause_strength >= {{ var('attribution_confident_strength') }}
+                and coalesce(families.evidence_family_coverage, 1.0 / 6)
+                >= {{ var('attribution_confident_coverage') }}
+                then 'confident'
+            else 'tentative'
+        end)::text as attribution_confidence,
         defections.won_back_at::timestamptz as won_back_at,
         defections.is_won_back::boolean as is_won_back,
         (
@@ -96,6 +139,8 @@ final as (
         on defections.defection_id = families.defection_id
     left join explained
         on defections.defection_id = explained.defection_id
+    left join attribution
+        on defections.defection_id = attribution.defection_id
 )
 
 select * from final
