@@ -267,14 +267,14 @@ def read_attribution(warehouse_url: str, schema: str = "analytics") -> list[Attr
     attribution_confidence, where the warehouse has one)."""
     from psycopg import sql
 
-    from defection_warehouse.db import connect
+    from defection_warehouse.db import connect, one_row
 
     out: dict[str, AttributedDefection] = {}
     with connect(warehouse_url) as conn:
-        has_confidence = conn.execute(
+        has_confidence = one_row(conn.execute(
             "select exists (select from information_schema.columns where table_schema = %s"
             " and table_name = 'fct_defections' and column_name = 'attribution_confidence')",
-            (schema,)).fetchone()[0]
+            (schema,)))[0]
         query = sql.SQL(
             "select d.defection_id, d.customer_id, d.defection_date, {confidence},"
             " c.cause_id, c.weight::float8, c.cause_rank"
