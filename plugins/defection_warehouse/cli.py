@@ -22,6 +22,7 @@ import typer
 
 from defection_warehouse import db
 from defection_warehouse.config import PROJECT_ROOT, Settings
+from defection_warehouse.dag_progress import run_quietly
 from defection_warehouse.db import with_database
 
 DAG_ID = "defection_nightly"
@@ -166,8 +167,28 @@ def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | No
             say(f"running {DAG_ID} for {day} (airflow dags test {DAG_ID} {run_at} "
                 f"--conf '{conf}')")
             started = time.monotonic()
-            airflow(["dags", "test", DAG_ID, run_at, "--conf", conf], env)
-            say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s")
+            log_file = airflow_log(settings, day)
+            exe = str(Path(sys.executable).with_name("airflow"))
+            code = run_quietly([exe, "dags", "test", DAG_ID, run_at, "--conf", conf], env,
+                               DAG_ID, log_file, print)
+            if code != 0:
+                raise SystemExit(f"airflow dags test {DAG_ID} {run_at} failed (exit {code}); "
+                                 f"Airflow's log: {log_file}")
+            say(f"{DAG_ID} {day} finished in {time.monotonic() - started:.0f}s "
+                f"(Airflow's log: {log_file})")
+
+
+def airflow_log(settings: Settings, day: date) -> Path:
+    """Where a run's Airflow output goes: DW_DATA_DIR/logs/<dag>_<day>.log."""
+    return settings.data_dir / "logs" / f"{DAG_ID}_{day.isoformat()}.log"
+
+
+def data_docs_index() -> Path:
+    from defection_warehouse.config import DATA_DOCS_ENV, EXPECTATIONS_DIR
+
+    site = os.environ.get(DATA_DOCS_ENV) or EXPECTATIONS_DIR / "gx" / "uncommitted" / \
+        "data_docs" / "local_site"
+    return Path(site) / "index.html"
 
 
 def print_summary(warehouse: str, day: date) -> None:
@@ -251,10 +272,14 @@ def cmd_demo(
     day = settings.sample_end_date
     run_days([day], settings, wh, crm if "crm" in settings.sources else None)
     print_summary(wh, day)
-    from defection_warehouse.report.build import build
+    report = settings.data_dir / "reports" / day.isoformat() / "report.html"
+    if not report.exists():  # a DAG that ran without its report task
+        from defection_warehouse.report.build import build
 
-    built = build(wh, settings.data_dir, settings.publish_schema)
-    say(f"leadership report: {built.report} (owner digests in {built.digests})")
+        report = build(wh, settings.data_dir, settings.publish_schema).report
+    say(f"leadership report: {report} (owner digests in {report.parent / 'digests'})")
+    say(f"Great Expectations Data Docs: {data_docs_index()}")
+    say(f"Airflow's full log: {airflow_log(settings, day)}")
     say(f"demo finished in {time.monotonic() - started:.0f}s; the warehouse is at "
         f"{db.redact(wh)}")
 

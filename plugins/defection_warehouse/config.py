@@ -37,6 +37,9 @@ def project_root(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 PROJECT_ROOT: Path = project_root()
+# The Great Expectations project; its Data Docs site goes to DW_GX_DATA_DOCS_DIR when set.
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DATA_DOCS_ENV = "DW_GX_DATA_DOCS_DIR"
 
 # Warehouse schemas. Raw and meta schemas belong to the loader; dbt writes staging views,
 # intermediate tables and seeds to schemas of their own (they keep incremental state from

@@ -64,7 +64,12 @@ from psycopg import sql
 from sqlalchemy import types as sa_types
 from sqlalchemy.pool import NullPool
 
-from defection_warehouse.config import META_SCHEMA, PROJECT_ROOT, RAW_META_SCHEMA
+from defection_warehouse.config import (
+    DATA_DOCS_ENV,
+    EXPECTATIONS_DIR,
+    META_SCHEMA,
+    RAW_META_SCHEMA,
+)
 from defection_warehouse.db import one_row
 from defection_warehouse.quality.suites import (
     MART_PREFIX,
@@ -77,8 +82,6 @@ from defection_warehouse.sources.contracts import SOURCES, Entity, entities_for
 
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
-DATA_DOCS_ENV = "DW_GX_DATA_DOCS_DIR"
 _SITE = "local_site"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 # First pass: counts only (a sample query with LIMIT 0 costs nothing); failures are then
