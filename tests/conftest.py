@@ -41,6 +41,17 @@ os.environ.update({
 })
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Each test starts from the same environment: a DAG run in this process (dag.test)
+    can leave variables behind (Cosmos copies a dbt task's env, the as-of date and the
+    profile's DW_PG_* included, into os.environ for its OpenLineage parsing)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """The DAG renders its dbt tasks from the manifest; parse once per session (no DB)."""

@@ -70,7 +70,7 @@ def built_warehouse(tmp_path: Path, new_database, warehouse_url: str) -> str:
         loader.load(source, END)
     run_dbt(["build", "--select", "+kpi_retention_monthly", "+dim_customers",
              "--indirect-selection", "cautious"],
-            warehouse_url, schema="analytics")
+            warehouse_url, schema="analytics", as_of=END)
     return warehouse_url
 
 
