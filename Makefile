@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install browser demo test test-fast bench lint format contracts-doc dbt-manifest attribution-report gx-suites roles warehouse-stop clean
+.PHONY: install browser demo airflow celery-run test test-fast bench lint format contracts-doc dbt-manifest attribution-report gx-suites roles warehouse-stop clean
 
 install: $(STAMP)
 
@@ -22,6 +22,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: $(STAMP)
 	@$(BIN)/python -m defection_warehouse demo
+
+# Airflow's components as processes of their own, the UI at http://127.0.0.1:8080
+airflow: $(STAMP)
+	@$(BIN)/python -m defection_warehouse airflow
+
+# one night on the CeleryExecutor, two workers, Redis at CELERY_BROKER_URL
+celery-run: $(STAMP)
+	@$(BIN)/python -m defection_warehouse celery-run
 
 # Chromium and its driver for the browser test, from apt when missing (as root, or with
 # sudo); without apt-get it says so and the browser test is skipped.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -39,3 +43,39 @@ def small_sample(root: Path, crm_url: str, end: date) -> Path:
     generate(SampleParams(customers=150, months=6, seed=11, end_date=end), out, crm_url,
              progress=lambda _message: None)
     return out
+
+
+def dw_env(data_dir: Path, warehouse_url: str, crm_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a `dw` command on a small sample business (200 customers, 3
+    months) in `data_dir`, against its own warehouse and CRM databases."""
+    env = {**os.environ, "WAREHOUSE_URL": warehouse_url, "CRM_URL": crm_url,
+           "DW_DATA_DIR": str(data_dir), "SAMPLE_CUSTOMERS": "200", "SAMPLE_MONTHS": "3",
+           **settings}
+    for inherited in ("LANDING_URL", "SURVEY_INBOX", "BILLING_API_URL", "BILLING_API_KEY"):
+        if inherited not in settings:
+            env.pop(inherited, None)
+    return env
+
+
+def run_dw(args: list[str], env: dict[str, str], *, timeout: float = 1800) -> str:
+    """Run `dw <args>`; its output, or a failure that shows the end of it."""
+    dw = Path(sys.executable).with_name("dw")
+    done = subprocess.run([str(dw), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"dw {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def two_warehouses(root: Path, new_database: Callable[[str], str], first: str,
+                   second: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The environments of `dw` commands on one small sample business (generated here)
+    against two warehouses, each with a landing zone of its own: runs to compare."""
+    crm = new_database(f"dwtest_{first}_crm")
+    one = dw_env(root / "data", new_database(f"dwtest_{first}"), crm,
+                 LANDING_URL=str(root / f"landing_{first}"))
+    other = {**one, "WAREHOUSE_URL": new_database(f"dwtest_{second}"),
+             "LANDING_URL": str(root / f"landing_{second}")}
+    run_dw(["sample"], one)
+    return one, other

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Annotated
 import typer
 
 from defection_warehouse import db
+from defection_warehouse.airflow_services import AirflowServices
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.dag_progress import run_quietly
 from defection_warehouse.db import with_database
@@ -183,6 +185,35 @@ def airflow_log(settings: Settings, day: date) -> Path:
     return settings.data_dir / "logs" / f"{DAG_ID}_{day.isoformat()}.log"
 
 
+@contextmanager
+def local_airflow(settings: Settings, *, executor: str, workers: int, port: int,
+                  broker_url: str, schedule: bool = False,
+                  ) -> Iterator[tuple[AirflowServices, str]]:
+    """Airflow's components on this machine (airflow_services.py) against the configured
+    warehouse, their metadata database beside it; the sample's billing API is served
+    meanwhile when no BILLING_API_URL is set. Yields the services and the warehouse URL."""
+    from defection_warehouse.airflow_services import (
+        AirflowServices,
+        ServicesConfig,
+        metadata_url,
+    )
+
+    wh = warehouse_url(settings)
+    crm = crm_url(settings, wh)
+    if not settings.billing_api_url:
+        ensure_sample(settings, crm)
+    dbt_parse(wh)
+    flavour = "celery" if executor == "CeleryExecutor" else "local"
+    config = ServicesConfig(home=settings.data_dir / f"airflow-{flavour}",
+                            metadata_url=metadata_url(wh, flavour), port=port,
+                            executor=executor, workers=workers, broker_url=broker_url,
+                            schedule=schedule)
+    with billing_api(settings) as (url, key):
+        env = airflow_env(settings, wh, crm if "crm" in settings.sources else None, url, key)
+        with AirflowServices(env, config, progress=say) as services:
+            yield services, wh
+
+
 def data_docs_index() -> Path:
     from defection_warehouse.config import DATA_DOCS_ENV, EXPECTATIONS_DIR
 
@@ -319,6 +350,88 @@ def cmd_run(
     say(sources_line(settings.sources))
     run_days(days, settings, wh, crm, reextract=reextract, full_refresh=full_refresh)
     print_summary(wh, days[-1])
+
+
+@app.command("airflow")
+def cmd_airflow(
+    port: Annotated[int, typer.Option("--port", help="the api-server's (UI's) port")] = 8080,
+    schedule: Annotated[bool, typer.Option(
+        "--schedule/--no-schedule",
+        help="run the DAG nightly on its schedule once unpaused, as a deployment does; "
+             "off by default: only the nights you trigger or backfill run")] = False,
+) -> None:
+    """Start Airflow on this machine: the UI, scheduler, dag-processor and triggerer.
+
+    Runs Airflow's components as local processes (LocalExecutor) against the warehouse
+    (embedded unless WAREHOUSE_URL is set; Airflow's metadata database is
+    `<warehouse database>_airflow_local` on the same server) and the sample's sources,
+    generated first if need be. Prints the URL and the login; from the UI trigger
+    `defection_nightly` (Trigger, with a logical date of D+1 for day D) or backfill a
+    range of nights. The schedule is off unless
+    --schedule: the sample's nights are in the past. Stop with Ctrl-C. Logs are in
+    DW_DATA_DIR/airflow-local/services/ and /logs/.
+    """
+    settings = Settings.from_env()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the components too
+    with local_airflow(settings, executor="LocalExecutor", workers=0, port=port,
+                       broker_url="", schedule=schedule) as (services, _):
+        print(f"\nAirflow is ready at {services.config.url} (user admin, password "
+              f"{services.password})\n"
+              f"  the DAG: {services.config.url}/dags/{DAG_ID}\n"
+              f"  trigger the night of day D: Trigger, logical date D+1 00:00 UTC\n"
+              f"  backfill: the DAG's Trigger menu, Backfill, a date range\n"
+              "Stop with Ctrl-C.\n", flush=True)
+        try:
+            while True:
+                services.check_running()
+                time.sleep(5)
+        except KeyboardInterrupt:
+            say("stopping Airflow")
+
+
+@app.command("celery-run")
+def cmd_celery_run(
+    day: Annotated[date | None, typer.Argument(
+        parser=_iso_date, metavar="DAY",
+        help="the night's day, YYYY-MM-DD (default: the sample's last day)")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Celery workers, each a process")] = 2,
+    broker: Annotated[str, typer.Option(
+        "--broker", envvar="CELERY_BROKER_URL",
+        help="Celery's broker (Redis)")] = "redis://127.0.0.1:6379/0",
+    port: Annotated[int, typer.Option("--port", help="the api-server's port")] = 8080,
+) -> None:
+    """Run one night of the nightly DAG on Airflow's CeleryExecutor.
+
+    Starts the api-server, scheduler, dag-processor, triggerer and `--workers` Celery
+    workers as separate processes (the broker is the Redis at `--broker`; the metadata
+    database is `<warehouse database>_airflow_celery` on the warehouse's server),
+    triggers the night of DAY (replacing an earlier run of that night)
+    through Airflow's REST API, waits for it and prints which worker ran how many tasks,
+    then the night's summary. Stops the components when done.
+    """
+    from defection_warehouse.airflow_services import broker_problem, tasks_by_host
+
+    settings = Settings.from_env()
+    day = day or settings.sample_end_date
+    problem = broker_problem(broker)
+    if problem:
+        raise SystemExit(f"{problem}: start Redis, or pass --broker (CELERY_BROKER_URL)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    with local_airflow(settings, executor="CeleryExecutor", workers=workers, port=port,
+                       broker_url=broker) as (services, wh):
+        client = services.client()
+        client.wait_for_dag(DAG_ID)
+        run_id = client.trigger(DAG_ID, day)
+        say(f"triggered {DAG_ID} for {day} through the REST API: run {run_id}")
+        state = client.wait_for_runs(DAG_ID, [run_id], timeout=3600, progress=say)[run_id]
+        hosts = tasks_by_host(client.task_instances(DAG_ID, run_id))
+    for host, count in hosts.items():
+        say(f"  {host}: {count} tasks")
+    if state != "success":
+        raise SystemExit(f"{DAG_ID} {day} ended {state}; task logs in "
+                         f"{services.config.home / 'logs'}")
+    print_summary(wh, day)
 
 
 @app.command("sample")
