@@ -7,7 +7,10 @@ memory does not grow with file size.
 
 Pipeline: one whole night through every step, and the quality gates' share of it.
 
-Usage: python bench/run_bench.py [--customers 100000] [--months 24] [--only load|dbt|pipeline]
+Scale: the same whole night at several sample sizes, each stage's seconds at each size.
+
+Usage: python bench/run_bench.py [--customers 100000] [--months 24]
+                                 [--only load|dbt|pipeline|scale] [--scale-sizes 10000,30000]
 Writes bench/results.json (keys are merged, so later stages can add theirs).
 """
 
@@ -22,21 +25,28 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from defection_warehouse.cli import say, warehouse_url
 from defection_warehouse.config import PROJECT_ROOT, Settings
-from defection_warehouse.db import connect, qualified, with_database
+from defection_warehouse.db import connect, one_row, qualified, with_database
 from defection_warehouse.embedded import ensure_database
 from defection_warehouse.load.raw_loader import RawLoader
 from defection_warehouse.sources.contracts import SOURCES, entities_for
 from defection_warehouse.sources.landing import LandingZone
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
+SCALE_SIZES = (10_000, 30_000, 100_000)
+# run_night's steps under the names the scale figures use
+STAGES = {"extract": "extract", "load": "load", "validate_raw": "raw_gate",
+          "transform": "dbt", "validate_build": "build_gate", "publish": "publish"}
 
 LOAD_CHILD = """
 import json, resource, sys, time
@@ -68,6 +78,21 @@ def fresh_database(server_url: str, name: str) -> str:
     return with_database(server_url, name)
 
 
+def database_exists(server_url: str, name: str) -> bool:
+    with connect(with_database(server_url, "postgres")) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s",
+                            (name,)).fetchone() is not None
+
+
+def bench_dir(customers: int) -> Path:
+    """Where a sample size's files live: its sample, landing zones and dbt results."""
+    return Settings.from_env().data_dir / "bench" / f"c{customers}"
+
+
+def megabytes(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
+
+
 def psql_binary() -> str:
     found = shutil.which("psql")
     if found:
@@ -82,10 +107,12 @@ def prepare_sample(server: str, out: Path, customers: int, months: int, end: dat
 
     params = SampleParams(customers=customers, months=months, seed=7, end_date=end)
     stamp = out / "sample.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("bench_params") == repr(params):
+    crm_name = f"dw_bench_crm_{customers}"
+    if (stamp.exists() and json.loads(stamp.read_text()).get("bench_params") == repr(params)
+            and database_exists(server, crm_name)):
         say(f"reusing the {customers}-customer sample in {out}")
         return out
-    crm = fresh_database(server, f"dw_bench_crm_{customers}")
+    crm = fresh_database(server, crm_name)
     if out.exists():
         shutil.rmtree(out)
     say(f"generating a {customers}-customer sample")
@@ -160,7 +187,7 @@ def count_rows(url: str) -> int:
 
 
 def bench_load(server: str, customers: int, months: int, day: date) -> dict[str, object]:
-    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    base = bench_dir(customers)
     sample = prepare_sample(server, base / "sample", customers, months, day)
     landing = base / "landing"
     extract_all(server, sample, landing, customers, day)
@@ -253,7 +280,7 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     from defection_warehouse.cli import dbt_parse
     from defection_warehouse.sample.next_day import add_day
 
-    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    base = bench_dir(customers)
     url = fresh_database(server, "dw_bench_dbt")
     zone_dir = base / "landing"
     loader = RawLoader(url, LandingZone(str(zone_dir)), progress=lambda m: None)
@@ -317,14 +344,25 @@ def bench_dbt(server: str, customers: int, day: date) -> dict[str, object]:
     }
 
 
-def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
+@dataclass(frozen=True)
+class Night:
+    """One whole night of the benchmark: run_night's step seconds and what it left."""
+
+    step_seconds: dict[str, float]
+    seconds: float
+    rows_loaded: int
+    landing_mb: float
+    database_mb: float
+
+
+def run_bench_night(server: str, customers: int, day: date) -> Night:
     """The whole night for the sample's last day, as the DAG runs it (pipeline.run_night):
-    extract from the sources into a fresh landing zone, load, raw gate, dbt build, build
-    gate, publish. gx_seconds is the two gates' share of it."""
+    extract from the sources into a fresh landing zone, load, raw gate, dbt build (full
+    refresh), build gate, publish, into a fresh database, after the server settled."""
     from defection_warehouse.pipeline import Endpoints, run_night
     from defection_warehouse.sample.billing_server import BillingServer
 
-    base = Settings.from_env().data_dir / "bench" / f"c{customers}"
+    base = bench_dir(customers)
     url = fresh_database(server, "dw_bench_pipeline")
     landing = base / "pipeline_landing"
     if landing.exists():
@@ -333,19 +371,65 @@ def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
         "landing_url": str(landing), "survey_inbox": str(base / "sample" / "survey_inbox")})
     crm = with_database(server, f"dw_bench_crm_{customers}")
     key = "sk_bench_" + os.urandom(6).hex()
-    say("pipeline: one whole night (extract, load, raw gate, dbt, build gate, publish)")
+    settle(url)
+    say(f"pipeline at {customers:,} customers: one whole night (extract, load, raw gate, "
+        "dbt, build gate, publish)")
     with BillingServer(base / "sample" / "billing.sqlite", key) as api:
         t0 = time.perf_counter()
         done = run_night(day, Endpoints(url, crm, api.url, key), settings,
                          run_id=f"bench__{day.isoformat()}", full_refresh=True,
                          progress=lambda m: say("  " + m))
         total = time.perf_counter() - t0
-    steps = done["step_seconds"]
-    gx = steps["validate_raw"] + steps["validate_build"]
-    say(f"  {total:.1f}s, of which the quality gates {gx:.1f}s: {steps}")
+    night = Night(step_seconds=done["step_seconds"], seconds=total,
+                  rows_loaded=sum(source["rows_loaded"] for source in done["load"]),
+                  landing_mb=megabytes(landing), database_mb=database_mb(url))
+    say(f"  {total:.1f}s: {night.step_seconds}")
     shutil.rmtree(landing)
-    return {"pipeline_seconds": round(total, 2), "gx_seconds": round(gx, 2),
-            "gx_vs_pipeline": round(gx / total, 3), "pipeline_step_seconds": steps}
+    return night
+
+
+def database_mb(url: str) -> float:
+    with connect(url) as conn:
+        size = one_row(conn.execute("select pg_database_size(current_database())"))[0]
+    return round(size / 1e6, 1)
+
+
+def bench_pipeline(server: str, customers: int, day: date) -> dict[str, object]:
+    """The whole night, and the quality gates' share of it (gx_seconds: the two gates)."""
+    night = run_bench_night(server, customers, day)
+    steps = night.step_seconds
+    gx = steps["validate_raw"] + steps["validate_build"]
+    say(f"  of which the quality gates {gx:.1f}s")
+    return {"pipeline_seconds": round(night.seconds, 2), "gx_seconds": round(gx, 2),
+            "gx_vs_pipeline": round(gx / night.seconds, 3), "pipeline_step_seconds": steps}
+
+
+def bench_scale(server: str, sizes: list[int], months: int, day: date,
+                ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The whole night at each sample size (generated first when missing), size by size:
+    each stage's seconds, the raw rows loaded, and the disk the size takes (its sample
+    files and CRM database, the night's landing files and warehouse)."""
+    for customers in sizes:
+        sample = prepare_sample(server, bench_dir(customers) / "sample", customers, months,
+                                day)
+        night = run_bench_night(server, customers, day)
+        seconds = {STAGES[step]: s for step, s in night.step_seconds.items()}
+        crm = with_database(server, f"dw_bench_crm_{customers}")
+        yield str(customers), {
+            "seconds": {**seconds, "total": round(night.seconds, 2)},
+            "raw_rows_loaded": night.rows_loaded, "landing_mb": night.landing_mb,
+            "database_mb": night.database_mb, "sample_mb": megabytes(sample),
+            "crm_database_mb": database_mb(crm), "months": months, **run_stamp()}
+
+
+def run_stamp() -> dict[str, str]:
+    return {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                       f"{platform.python_version()}"}
+
+
+def sizes_arg(text: str) -> list[int]:
+    return [int(size.replace("_", "")) for size in text.split(",") if size.strip()]
 
 
 def _extract_day(crm_url: str, sample: Path, landing: Path, day: date) -> None:
@@ -362,6 +446,10 @@ def _extract_day(crm_url: str, sample: Path, landing: Path, day: date) -> None:
     extract_survey(zone, day, str(sample / "survey_inbox"), progress=lambda m: None)
 
 
+def save(results: dict[str, Any]) -> None:
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -370,7 +458,11 @@ def main() -> int:
     parser.add_argument("--small-customers", type=int, default=2_000,
                         help="second, small size for the memory comparison")
     parser.add_argument("--months", type=int, default=24)
-    parser.add_argument("--only", choices=["load", "dbt", "pipeline"], help="run one part")
+    parser.add_argument("--only", choices=["load", "dbt", "pipeline", "scale"],
+                        help="run one part")
+    parser.add_argument("--scale-sizes", type=sizes_arg, default=list(SCALE_SIZES),
+                        help="customers of each sample the scale part measures, "
+                             "comma-separated (default 10000,30000,100000)")
     args = parser.parse_args()
     settings = Settings.from_env()
     day = settings.sample_end_date
@@ -387,14 +479,13 @@ def main() -> int:
         results.update(bench_dbt(server, args.customers, day))
     if args.only in (None, "pipeline"):
         results.update(bench_pipeline(server, args.customers, day))
-    results.update({
-        "customers": args.customers,
-        "months": args.months,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
-    })
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if args.only != "scale":  # the scale figures carry their own
+        results.update({"customers": args.customers, "months": args.months, **run_stamp()})
+    save(results)
+    if args.only in (None, "scale"):  # saved size by size: a long run keeps what it measured
+        for customers, figures in bench_scale(server, args.scale_sizes, args.months, day):
+            results.setdefault("scale", {})[customers] = figures
+            save(results)
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
 
