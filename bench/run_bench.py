@@ -181,8 +181,8 @@ def count_rows(url: str) -> int:
     with connect(url) as conn:
         for source in SOURCES:
             for e in entities_for(source):
-                total += conn.execute(sql.SQL("select count(*) from {}").format(
-                    qualified(e.raw_table))).fetchone()[0]
+                total += one_row(conn.execute(sql.SQL("select count(*) from {}").format(
+                    qualified(e.raw_table))))[0]
     return total
 
 
@@ -253,9 +253,9 @@ def settle(url: str, limit_seconds: float = 120) -> None:
         with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
             conn.execute("checkpoint")
         deadline = time.monotonic() + limit_seconds
-        while time.monotonic() < deadline and conn.execute(
+        while time.monotonic() < deadline and one_row(conn.execute(
                 "select count(*) from pg_stat_activity "
-                "where backend_type = 'autovacuum worker'").fetchone()[0]:
+                "where backend_type = 'autovacuum worker'"))[0]:
             time.sleep(1)
 
 

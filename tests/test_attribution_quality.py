@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.sample import SampleParams
 from defection_warehouse.sample.attribution_report import evaluate, read_attribution, read_truth
 from tests.builders import build_sample_warehouse
@@ -77,9 +78,9 @@ def test_at_risk_list_is_short_and_has_a_track_record(built) -> None:
         flagged, listed = conn.execute(
             f"select count(*) filter (where is_flagged), count(*) "
             f"from {SCHEMA}.mart_accounts_at_risk").fetchone()
-        paying = conn.execute(
+        paying = one_row(conn.execute(
             f"select count(*) from {SCHEMA}.fct_customer_mrr_monthly "
-            f"where month = %s and mrr > 0", (END.replace(day=1),)).fetchone()[0]
+            f"where month = %s and mrr > 0", (END.replace(day=1),)))[0]
         backtest = conn.execute(
             f"select months_back, scored_customers, flagged_customers, defected_customers, "
             f"flagged_defected_customers, precision, recall, base_rate, lift, "

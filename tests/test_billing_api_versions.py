@@ -19,6 +19,7 @@ import pytest
 from psycopg import sql
 
 from defection_warehouse.config import STAGING_SCHEMA, Settings
+from defection_warehouse.db import one_row
 from defection_warehouse.pipeline import Endpoints, extract, load, transform
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.billing_server import BillingServer
@@ -87,13 +88,13 @@ def test_both_api_shapes_build_identical_marts(tmp_path: Path, new_database) -> 
         lines = old_cols[0]
         assert lines > 0 and old_cols == (lines, 0, lines, 0)
         assert new_cols == (0, lines, 0, lines)
-        assert current.execute("select count(*) from raw_billing.subscriptions where "
-                               "current_period_end is not null").fetchone()[0] == 0
-        assert current.execute("select count(*) from raw_billing.prices").fetchone()[0] > 0
+        assert one_row(current.execute("select count(*) from raw_billing.subscriptions where "
+                                       "current_period_end is not null"))[0] == 0
+        assert one_row(current.execute("select count(*) from raw_billing.prices"))[0] > 0
 
         # the current shape produced MRR, and the same as the pinned one
-        mrr = current.execute(f"select sum(mrr) from {build_schema}.fct_customer_mrr_monthly"
-                              ).fetchone()[0]
+        mrr = one_row(current.execute(
+            f"select sum(mrr) from {build_schema}.fct_customer_mrr_monthly"))[0]
         assert mrr and mrr > 0
 
         staging = _tables(pinned, STAGING_SCHEMA, "stg_billing__%")

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from defection_warehouse.db import with_database
+from defection_warehouse.db import one_row, with_database
 from defection_warehouse.load.raw_loader import RawLoader
 from defection_warehouse.sources.contracts import CRM_ENTITIES
 from defection_warehouse.sources.crm import extract_crm
@@ -73,9 +73,9 @@ def test_late_commit_inside_overlap_is_picked_up_once(
         versions = conn.execute(
             "select account_id, name, _logical_date from raw_crm.accounts "
             "order by account_id, updated_at").fetchall()
-        dupes = conn.execute(
+        dupes = one_row(conn.execute(
             "select count(*) from (select account_id, updated_at from raw_crm.accounts "
-            "group by 1, 2 having count(*) > 1) d").fetchone()[0]
+            "group by 1, 2 having count(*) > 1) d"))[0]
     assert dupes == 0
     assert ("7", "Late row", D2) in versions
     assert [v for v in versions if v[0] == "6"] == [("6", "Tail row", D1)]

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.quality.gate import (
     EXPECTATIONS_DIR,
     GateOptions,
@@ -155,9 +156,9 @@ def test_mrr_of_non_usd_customers_is_converted_once(template: str) -> None:
 
 def _eur_month(url: str) -> date:
     with psycopg.connect(url) as conn:
-        return conn.execute(
+        return one_row(conn.execute(
             "select max(fx_month) from intermediate.int_revenue__invoice_line_mrr "
-            "where currency = 'eur'").fetchone()[0]
+            "where currency = 'eur'"))[0]
 
 
 def test_missing_rate_fails_the_build_gate_naming_currency_and_month(
@@ -207,15 +208,15 @@ def test_changed_rate_reaches_the_marts(template: str, new_database) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("update seeds.fx_rates_monthly set rate_to_base = rate_to_base * 2 "
                      "where currency = 'eur' and month = %s", (month,))
-        eur_mrr = conn.execute(
+        eur_mrr = one_row(conn.execute(
             f"select sum(m.mrr) from {BUILD}.fct_customer_mrr_monthly as m "
             "join raw_billing.customers as c using (customer_id) "
-            "where c.currency = 'eur' and m.month = %s", (month,)).fetchone()[0]
+            "where c.currency = 'eur' and m.month = %s", (month,)))[0]
     run_dbt(["build", "--quiet", "--select", "int_revenue__invoice_line_mrr+"], url,
             schema=BUILD, as_of=END)
     with psycopg.connect(url) as conn:
-        doubled = conn.execute(
+        doubled = one_row(conn.execute(
             f"select sum(m.mrr) from {BUILD}.fct_customer_mrr_monthly as m "
             "join raw_billing.customers as c using (customer_id) "
-            "where c.currency = 'eur' and m.month = %s", (month,)).fetchone()[0]
+            "where c.currency = 'eur' and m.month = %s", (month,)))[0]
     assert doubled > eur_mrr

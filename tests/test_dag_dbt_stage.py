@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from defection_warehouse.config import Settings
+from defection_warehouse.db import one_row
 from defection_warehouse.pipeline import Endpoints, extract, load
 from defection_warehouse.sample.billing_server import BillingServer
 from defection_warehouse.sources.contracts import SOURCES
@@ -103,6 +104,6 @@ def test_a_failing_model_fails_its_task_and_the_build_is_not_recorded(
     assert states["dbt_plan"] == "success"
     assert states["dbt_record"] == "upstream_failed"
     with psycopg.connect(warehouse_url) as conn:
-        assert conn.execute("select count(*) from dw_meta.dbt_builds").fetchone()[0] == 0
-        built = conn.execute("select count(*) from staging.stg_crm__contacts").fetchone()[0]
+        assert one_row(conn.execute("select count(*) from dw_meta.dbt_builds"))[0] == 0
+        built = one_row(conn.execute("select count(*) from staging.stg_crm__contacts"))[0]
     assert built > 0

@@ -9,6 +9,7 @@ import pytest
 
 from defection_warehouse import embedded
 from defection_warehouse.config import Settings
+from defection_warehouse.db import one_row
 
 
 def test_embedded_server_starts_reuses_its_port_and_stops(tmp_path: Path, monkeypatch) -> None:
@@ -18,8 +19,8 @@ def test_embedded_server_starts_reuses_its_port_and_stops(tmp_path: Path, monkey
     try:
         url = embedded.start(settings)
         with psycopg.connect(url) as conn:
-            version = conn.execute("show server_version_num").fetchone()[0]
-            listen = conn.execute("show listen_addresses").fetchone()[0]
+            version = one_row(conn.execute("show server_version_num"))[0]
+            listen = one_row(conn.execute("show listen_addresses"))[0]
         assert int(version) >= 160000
         assert listen == "127.0.0.1"
         assert embedded.start(settings) == url  # already running: same server, same URL

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.pipeline import StepFailed
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.next_day import add_day
@@ -74,10 +75,10 @@ def loaded_per_file(url: str, day: date) -> dict[str, tuple[int, int, int]]:
         counts = {}
         for file, n_in, n_bad in audit:
             entity = file.split("_20", 1)[0]
-            loaded = conn.execute(
+            loaded = one_row(conn.execute(
                 f"select count(*) from raw_survey.{entity} "  # noqa: S608
                 "where _logical_date = %s and _source_file like %s",
-                (day, f"%/{file}")).fetchone()[0]
+                (day, f"%/{file}")))[0]
             counts[file] = (n_in, loaded, n_bad)
     return counts
 
@@ -161,9 +162,8 @@ def test_every_damaged_file_is_accounted_for_night_after_night(world: World) -> 
         reasons = [r[0] for r in conn.execute(
             "select reason from raw_meta.quarantine where source_file like %s "
             "order by line_number", (f"%/{night[0].isoformat()}/%{name1}",))]
-        late_rows = conn.execute(
-            "select count(*) from raw_survey.responses where response_id like 'late_%'"
-        ).fetchone()[0]
+        late_rows = one_row(conn.execute(
+            "select count(*) from raw_survey.responses where response_id like 'late_%'"))[0]
     assert [("no UTC offset" in r, "encoding error" in r) for r in reasons] == [
         (True, False), (True, False), (False, True)]
     assert late_rows == 4

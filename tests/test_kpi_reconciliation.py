@@ -38,6 +38,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.load.raw_loader import RawLoader
 from defection_warehouse.sample import SampleParams, generate
 from defection_warehouse.sample.billing_server import BillingServer
@@ -111,8 +112,8 @@ def recompute(url: str) -> dict[date, dict[str, object]]:
             "select line_id, invoice_id, subscription_id, recurring_interval, "
             "recurring_interval_count, amount, discount_amount, period_start, period_end, "
             "proration, _logical_date from raw_billing.invoice_lines").fetchall(), 0, 10)
-        as_of = conn.execute(
-            "select max(_logical_date) from raw_billing.subscriptions").fetchone()[0]
+        as_of = one_row(conn.execute(
+            "select max(_logical_date) from raw_billing.subscriptions"))[0]
 
     as_of_end = _epoch(as_of + timedelta(days=1))
     with FX_SEED.open(newline="") as f:
@@ -248,9 +249,9 @@ def _assert_rebuilt_tables_analyzed(url: str) -> None:
             "select schemaname || '.' || relname from pg_stat_user_tables "
             "where schemaname in ('intermediate', 'analytics') and last_analyze is null"
         ).fetchall()
-        bounds = conn.execute(
+        bounds = one_row(conn.execute(
             "select array_length(histogram_bounds::text::text[], 1) from pg_stats "
             "where schemaname = 'analytics' and tablename = 'dim_customers' "
-            "and attname = 'customer_id'").fetchone()[0]
+            "and attname = 'customer_id'"))[0]
     assert never == []
     assert 2 <= bounds <= 11

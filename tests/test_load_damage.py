@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.load.raw_loader import LoadError, QuarantineThresholdExceeded, RawLoader
 from defection_warehouse.quality.gate import _Batch, _Target, _volume_parameters
 from defection_warehouse.quality.suites import VolumeBand
@@ -113,7 +114,7 @@ def test_malformed_rows_are_limited_per_file_with_a_floor(
         land_and_load(zone, inbox, warehouse_url, day=day)
     assert "surveys_2026-05-03.csv: 20 of 20 rows (all of them)" in str(err.value)
     with psycopg.connect(warehouse_url) as conn:
-        kept = conn.execute("select count(*) from raw_survey.responses").fetchone()[0]
+        kept = one_row(conn.execute("select count(*) from raw_survey.responses"))[0]
     assert kept == 69  # nothing of the failed batch was loaded
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.db import table_checksum
+from defection_warehouse.db import one_row, table_checksum
 from defection_warehouse.publish.swap import published_checksums
 from defection_warehouse.sample.billing_server import BillingServer
 from defection_warehouse.sample.billing_store import BillingStore
@@ -105,7 +105,7 @@ def test_nightly_dag_extracts_and_loads_every_source(
 
     zone = LandingZone(str(landing))
     with psycopg.connect(warehouse_url) as conn:
-        quarantined = conn.execute("select count(*) from raw_meta.quarantine").fetchone()[0]
+        quarantined = one_row(conn.execute("select count(*) from raw_meta.quarantine"))[0]
         audit = conn.execute("select count(distinct load_id), min(status), max(status) "
                              "from raw_meta.load_audit").fetchone()
         published_runs = conn.execute(
@@ -128,7 +128,7 @@ def test_nightly_dag_extracts_and_loads_every_source(
     # Raw equals the sources: every CRM row and every billing object arrived once.
     with psycopg.connect(crm) as src, psycopg.connect(warehouse_url) as wh:
         for e in (e for e in ENTITIES if e.source == "crm"):
-            n = src.execute(f"select count(*) from crm.{e.name}").fetchone()[0]
+            n = one_row(src.execute(f"select count(*) from crm.{e.name}"))[0]
             assert first[e.raw_table][0] == n > 0, e.raw_table
         with BillingStore(sample_dir / "billing.sqlite") as store:
             for obj, table in (("customer", "customers"), ("subscription", "subscriptions"),

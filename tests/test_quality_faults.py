@@ -24,6 +24,7 @@ import pytest
 from psycopg import sql
 
 from defection_warehouse.config import Settings
+from defection_warehouse.db import one_row
 from defection_warehouse.pipeline import STEPS, Endpoints, StepFailed, run_night
 from defection_warehouse.publish.swap import published_checksums
 from defection_warehouse.sample import SampleParams, generate
@@ -214,8 +215,8 @@ def test_extra_source_column_is_tolerated_with_a_warning(world: World) -> None:
         warning = conn.execute(
             "select message from raw_meta.load_audit where logical_date = %s "
             "and entity = 'responses' order by finished_at desc limit 1", (NEXT,)).fetchone()
-        published_as_of = conn.execute(
-            "select max(as_of_date) from dw_meta.publish_log").fetchone()[0]
+        published_as_of = one_row(conn.execute(
+            "select max(as_of_date) from dw_meta.publish_log"))[0]
     assert warning and "channel" in warning[0]
     assert published_as_of == NEXT
 

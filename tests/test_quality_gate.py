@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from defection_warehouse.db import one_row
 from defection_warehouse.quality.gate import (
     EXPECTATIONS_DIR,
     GateOptions,
@@ -153,7 +154,7 @@ def test_duplicate_primary_keys_fail(db: str, options: GateOptions) -> None:
              "where (account_id, snapshot_date) = (select account_id, min(snapshot_date) "
              "from raw_crm.usage_snapshots group by account_id order by account_id limit 1)")
     with psycopg.connect(db) as conn:
-        duplicated = conn.execute("select min(response_id) from raw_survey.responses").fetchone()[0]
+        duplicated = one_row(conn.execute("select min(response_id) from raw_survey.responses"))[0]
     message, report = _raw_fails(db, options, ("crm", "survey"))
     assert _failed(report) == {
         ("raw_survey.responses", "expect_column_values_to_be_unique", "response_id"),
@@ -211,7 +212,7 @@ def test_unknown_status_value_fails(db: str, options: GateOptions) -> None:
 def test_data_past_the_freshness_limit_fails(db: str, options: GateOptions) -> None:
     # Ten days on, nothing new has arrived: the newest change is the first load's.
     with psycopg.connect(db) as conn:
-        newest = conn.execute("select max(updated_at) from raw_crm.activities").fetchone()[0]
+        newest = one_row(conn.execute("select max(updated_at) from raw_crm.activities"))[0]
     message, report = _raw_fails(db, options, ("crm", "billing"), END + timedelta(days=10))
     stale = {f.table for f in report.failures if f.check == "freshness"}
     assert {"raw_crm.activities", "raw_crm.tickets", "raw_billing.invoices",
@@ -281,8 +282,8 @@ def test_cause_weights_not_summing_to_one_fail(db: str, options: GateOptions) ->
                  f"where defection_id = (select min(defection_id) "
                  f"from {BUILD}.fct_defection_causes)")
     with psycopg.connect(db) as conn:
-        defection = conn.execute(
-            f"select min(defection_id) from {BUILD}.fct_defection_causes").fetchone()[0]
+        defection = one_row(conn.execute(
+            f"select min(defection_id) from {BUILD}.fct_defection_causes"))[0]
     message, report = _build_fails(db, options)
     assert {f.suite for f in report.failures} == {"marts.fct_defection_causes"}
     line = _one_failure(report, "marts.fct_defection_causes", "unexpected_rows_expectation")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from defection_warehouse.db import table_checksum
+from defection_warehouse.db import one_row, table_checksum
 from defection_warehouse.load.raw_loader import (
     LoadError,
     QuarantineThresholdExceeded,
@@ -100,8 +100,8 @@ def test_load_leaves_the_load_time_index_summarized(tmp_path: Path, warehouse_ur
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         for day in (DAY, DAY + timedelta(days=1)):
             loader.load("crm", day)
-            left = {name: conn.execute("select brin_summarize_new_values(%s::regclass)",
-                                       (f"raw_crm.{name}__loaded_at",)).fetchone()[0]
+            left = {name: one_row(conn.execute("select brin_summarize_new_values(%s::regclass)",
+                                               (f"raw_crm.{name}__loaded_at",)))[0]
                     for name in ("accounts", "usage_snapshots")}
             assert left == {"accounts": 0, "usage_snapshots": 0}, day
 
@@ -149,9 +149,9 @@ def test_run_fails_past_quarantine_threshold_and_keeps_previous_batch(
     with psycopg.connect(warehouse_url) as conn:
         data_after = {t: table_checksum(conn, t)
                       for t in ("raw_crm.accounts", "raw_crm.usage_snapshots")}
-        failed = conn.execute(
+        failed = one_row(conn.execute(
             "select count(*) from raw_meta.quarantine where load_id in "
-            "(select load_id from raw_meta.load_audit where status = 'failed')").fetchone()[0]
+            "(select load_id from raw_meta.load_audit where status = 'failed')"))[0]
     assert data_after == {k: before[k] for k in data_after}
     assert failed == 6
 
@@ -179,8 +179,8 @@ def test_extra_column_is_tolerated_with_a_warning(tmp_path: Path, warehouse_url:
     result = RawLoader(warehouse_url, zone).load("crm", DAY)
     assert result.rows_loaded == 3
     with psycopg.connect(warehouse_url) as conn:
-        msg = conn.execute("select message from raw_meta.load_audit "
-                           "where entity = 'accounts'").fetchone()[0]
+        msg = one_row(conn.execute("select message from raw_meta.load_audit "
+                                   "where entity = 'accounts'"))[0]
     assert "ignored column(s) outside the contract: health_score" in msg
 
 
@@ -227,10 +227,10 @@ def test_load_killed_half_way_leaves_no_partial_batch(
         deadline = time.monotonic() + 60
         with psycopg.connect(warehouse_url, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                busy = conn.execute(
+                busy = one_row(conn.execute(
                     "select count(*) from pg_stat_progress_copy p "
                     "join pg_class c on c.oid = p.relid where c.relname = 'usage_snapshots' "
-                    "and p.tuples_processed > 1000").fetchone()[0]
+                    "and p.tuples_processed > 1000"))[0]
                 if busy or proc.poll() is not None:
                     break
                 time.sleep(0.02)
@@ -243,9 +243,9 @@ def test_load_killed_half_way_leaves_no_partial_batch(
     # The server notices the dead client and rolls back; wait for it to go.
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         for _ in range(200):
-            if not conn.execute("select count(*) from pg_stat_activity where datname = "
-                                "current_database() and pid <> pg_backend_pid() "
-                                "and state <> 'idle'").fetchone()[0]:
+            if not one_row(conn.execute("select count(*) from pg_stat_activity where datname = "
+                                        "current_database() and pid <> pg_backend_pid() "
+                                        "and state <> 'idle'"))[0]:
                 break
             time.sleep(0.05)
         visible = conn.execute("select (select count(*) from raw_crm.accounts), "

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from defection_warehouse.db import one_row
 from defection_warehouse.publish import roles
 from defection_warehouse.publish.swap import ensure_build_schema, publish
 
@@ -203,8 +204,8 @@ def test_loader_writes_raw_and_reads_nothing_else(warehouse: str, login_user) ->
         conn.execute("delete from raw_billing.invoices where id = 1")
         conn.execute("create table raw_survey.new_export (id int)")
         conn.execute("insert into raw_meta.load_audit values (2, 'audit')")
-        owner = conn.execute("select tableowner from pg_tables where schemaname = "
-                             "'raw_survey' and tablename = 'new_export'").fetchone()[0]
+        owner = one_row(conn.execute("select tableowner from pg_tables where schemaname = "
+                                     "'raw_survey' and tablename = 'new_export'"))[0]
     assert owner == "dw_loader"
     for table in TABLES:
         if not table.startswith("raw_"):

@@ -23,6 +23,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from defection_warehouse.db import one_row
 from defection_warehouse.sample import SampleParams, catalog, generate
 from defection_warehouse.sample.__main__ import main as sample_cli
 from defection_warehouse.sample.billing_server import Shape, present
@@ -164,12 +165,12 @@ def test_crm_tables_match_the_contract(runs: list[Run]) -> None:
                 (e.name,)).fetchall()
             assert cols == [(c.name, PG_TYPES[c.type], "YES" if c.nullable else "NO")
                             for c in e.columns], e.name
-            pk = conn.execute(
+            pk = one_row(conn.execute(
                 "select array_agg(a.attname order by k.ord) from pg_index i "
                 "cross join unnest(i.indkey) with ordinality k(attnum, ord) "
                 "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
                 "where i.indrelid = %s::regclass and i.indisprimary",
-                (f"crm.{e.name}",)).fetchone()[0]
+                (f"crm.{e.name}",)))[0]
             assert tuple(pk) == e.primary_key, e.name
             indexed = conn.execute(
                 "select indexdef from pg_indexes where schemaname = 'crm' and tablename = %s",

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from defection_warehouse.config import ALL_SOURCES, Settings, parse_sources
+from defection_warehouse.db import one_row
 from defection_warehouse.pipeline import Endpoints, run_night
 from defection_warehouse.sample.billing_server import BillingServer
 from defection_warehouse.sample.billing_store import BillingStore
@@ -89,10 +90,10 @@ def test_billing_only_night_publishes_and_invents_no_crm_or_survey_cause(
     assert states["publish"] == states["report"] == "success", states
 
     with psycopg.connect(warehouse_url) as conn:
-        empty = {e.raw_table: conn.execute(f"select count(*) from {e.raw_table}").fetchone()[0]
+        empty = {e.raw_table: one_row(conn.execute(f"select count(*) from {e.raw_table}"))[0]
                  for e in CRM_ENTITIES}
         gated = {r[0] for r in conn.execute("select distinct suite from dw_meta.gate_results")}
-        published = conn.execute("select count(*) from dw_meta.publish_log").fetchone()[0]
+        published = one_row(conn.execute("select count(*) from dw_meta.publish_log"))[0]
         defections, lost = conn.execute(
             "select count(*), sum(lost_mrr) from analytics.fct_defections").fetchone()
         families = {r[0] for r in conn.execute(
@@ -104,9 +105,9 @@ def test_billing_only_night_publishes_and_invents_no_crm_or_survey_cause(
             "on r.signal_id = e.evidence_source").fetchall()
         attributed = {r[0] for r in conn.execute(
             "select distinct cause_id from analytics.fct_defection_causes")}
-        failed_adoption_without_statement = conn.execute(
+        failed_adoption_without_statement = one_row(conn.execute(
             "select count(*) from analytics.fct_defection_causes c where c.cause_id = "
-            "'failed_adoption' and not c.is_stated").fetchone()[0]
+            "'failed_adoption' and not c.is_stated"))[0]
         at_risk = conn.execute(
             "select count(*), count(*) filter (where top_cause = any(%s)) "
             "from analytics.mart_accounts_at_risk", (list(CRM_OR_SURVEY_ONLY),)).fetchone()
@@ -179,15 +180,15 @@ def test_salesforce_and_telco_style_crm_ids_reach_the_marts(
         ids = [r[0] for r in conn.execute(
             "select crm_account_id from analytics.dim_customers "
             "where crm_account_id is not null")]
-        matched = conn.execute(
+        matched = one_row(conn.execute(
             "select count(*) from intermediate.int_identity__crosswalk "
-            "where match_status = 'matched'").fetchone()[0]
-        crm_evidence = conn.execute(
+            "where match_status = 'matched'"))[0]
+        crm_evidence = one_row(conn.execute(
             "select count(distinct r.evidence_family) from intermediate."
             "int_attribution__evidence e join seeds.signal_rules r "
             "on r.signal_id = e.evidence_source "
             "where r.evidence_family in ('crm_account', 'crm_activity', 'support', 'usage', "
-            "'survey')").fetchone()[0]
+            "'survey')"))[0]
         types = dict(conn.execute(
             "select table_name, data_type from information_schema.columns "
             "where table_schema = 'analytics' and column_name = 'crm_account_id'").fetchall())

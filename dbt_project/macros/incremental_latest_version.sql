@@ -26,8 +26,7 @@
 
 {#- The configuration the incremental staging tables share: delete+insert on the key,
     whose unique index makes the delete fast and keeps any key from being written twice;
-    an index on loaded_at for the watermark and on built_at for the rows a build wrote
-    (int_survey__responses_matched reads those). extra_indexes: lookups of the models
+    an index on loaded_at for the watermark. extra_indexes: lookups of the models
     downstream. -#}
 {% macro incremental_staging_config(key_columns, extra_indexes=[]) %}
     {{ config(
@@ -35,7 +34,7 @@
         unique_key=key_columns,
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': key_columns, 'unique': True}, {'columns': ['loaded_at']},
-                 {'columns': ['built_at']}] + extra_indexes
+        indexes=[{'columns': key_columns, 'unique': True}, {'columns': ['loaded_at']}]
+            + extra_indexes
     ) }}
 {% endmacro %}

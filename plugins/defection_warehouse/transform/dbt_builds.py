@@ -9,7 +9,9 @@ a late delivery), the night's build is a full refresh.
 
 `dw_meta.dbt_builds` records, for every nightly build that succeeded, the newest load it
 saw (`loaded_through`). With no build recorded (a new warehouse, or one built before the
-log existed) the build is a full refresh too.
+log existed) the build is a full refresh too. `ensure_table` creates the log; the planning
+of a nightly build (dbt_runner.plan_nightly_build) calls it once, before anything here
+reads or writes it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from defection_warehouse.db import one_row
 
 log = logging.getLogger(__name__)
 
-DDL = """
+TABLE_DDL = """
 create schema if not exists dw_meta;
 create table if not exists dw_meta.dbt_builds (
     built_at       timestamptz not null default now(),
@@ -66,6 +68,11 @@ limit 1
 """
 
 
+def ensure_table(conn: Connection) -> None:
+    """Create dw_meta.dbt_builds when the warehouse does not have it yet."""
+    conn.execute(TABLE_DDL)
+
+
 def newest_load(conn: Connection) -> datetime | None:
     """The newest load a build starting now will see (None before the first load)."""
     if one_row(conn.execute("select to_regclass('raw_meta.load_audit')"))[0] is None:
@@ -77,7 +84,6 @@ def newest_load(conn: Connection) -> datetime | None:
 def full_refresh_reason(conn: Connection) -> str | None:
     """Why tonight's build must be a full refresh, or None when an incremental build is
     right."""
-    conn.execute(DDL)
     if one_row(conn.execute("select max(loaded_through) from dw_meta.dbt_builds"))[0] is None:
         return "no earlier nightly build is recorded in dw_meta.dbt_builds"
     if newest_load(conn) is None:
@@ -122,8 +128,8 @@ def plan_build(conn: Connection, *, full_refresh: bool = False) -> BuildPlan:
 
 
 def record_build(conn: Connection, plan: BuildPlan, *, as_of: date | None) -> None:
-    """Record a nightly build that succeeded: the next night's rule compares with it."""
-    conn.execute(DDL)
+    """Record a nightly build that succeeded: the next night's rule compares with it. The
+    build was planned first (plan_nightly_build), so the table exists."""
     conn.execute(
         "insert into dw_meta.dbt_builds (as_of_date, loaded_through, full_refresh, reason) "
         "values (%s, %s, %s, %s)",

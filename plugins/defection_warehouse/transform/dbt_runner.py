@@ -116,12 +116,13 @@ def run_dbt(args: Sequence[str], warehouse_url: str, *, schema: str | None = Non
 def plan_nightly_build(warehouse_url: str, *, full_refresh: bool = False) -> BuildPlan:
     """Decide tonight's build before it starts: a full refresh when asked for, or when the
     loads since the previous nightly build require one (dbt_builds.full_refresh_reason: a
-    rerun, backfill or late day)."""
+    rerun, backfill or late day). Creates dw_meta.dbt_builds on a new warehouse."""
     import psycopg
 
-    from defection_warehouse.transform.dbt_builds import plan_build
+    from defection_warehouse.transform.dbt_builds import ensure_table, plan_build
 
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        ensure_table(conn)
         plan = plan_build(conn, full_refresh=full_refresh)
     if plan.full_refresh:
         log.info("dbt build with --full-refresh: %s", plan.reason)

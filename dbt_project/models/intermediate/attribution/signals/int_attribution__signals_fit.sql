@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Fit family (poor_fit): a customer on a plan made for bigger customers, by seats or by
 -- company size, against the minimums of the seed plan_catalog. These rules judge the
 -- relationship as it stands at the checkpoint, so their lookback plays no part.

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Money family: friction over the customer's payments in the window, from billing alone
 -- (refunds and disputes are hassle; failed charges, financial distress). Each rule counts
 -- its rows; the detail names them in the order they happened.

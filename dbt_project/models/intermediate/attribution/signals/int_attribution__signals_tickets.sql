@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Tickets family (product_issues, slow_resolution, poor_service, hassle): the account's
 -- support tickets opened in the window that meet a ticket rule, judged with what was
 -- known at the checkpoint: a response or a resolution that came later had not happened.

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Stated family: each distinct reason (source and code) a defecting customer gave, at the
 -- defection's checkpoint. Which cause a reason points to, and how strongly, is decided in
 -- int_attribution__evidence (stated_reason_map, evidence_strengths), as a rule's cause and

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Adoption family (failed_adoption): the account's latest min_count usage snapshots in the
 -- window all have fewer active users than the threshold share of the licensed seats.
 with

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Oversold family: a closed-won deal whose promised go-live slipped by more than the
 -- rule's threshold in days, judged by what had happened by the checkpoint (a go-live
 -- after it had not happened yet).

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Survey-score family (goals_unmet): relationship NPS answers from the account's contacts
 -- in the window that scored the threshold or lower (detractors), named in the order they
 -- were submitted.

@@ -1,8 +1,3 @@
--- A view: each signal family inlines it, so the planner sees only that family's rules'
--- windows and pairs them with the family's rows, instead of reading a table of every
--- checkpoint times every rule that would be written again each night.
-{{ config(materialized='view') }}
-
 -- One row per checkpoint and enabled signal rule: the rule's lookback window before the
 -- checkpoint, [window_start_at, window_end_at), with the rule's threshold and the number
 -- of rows it needs. The signal families read their rules' windows from here.

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Contact family (neglect): nobody talked to the customer for threshold days before the
 -- checkpoint and the customer answered no survey in the lookback window. Silence counts
 -- from the last touchpoint, or from the start of the paid relationship when none was

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 -- Payments family (financial_distress): a defection that billing ended for non-payment
 -- (int_defections.is_involuntary) is evidence in itself, observed at the defection.
 with
