@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -57,25 +58,40 @@ def dw_env(data_dir: Path, warehouse_url: str, crm_url: str, **settings: str) ->
     return env
 
 
+def start_dw(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `dw <args>` in the background (finish it with `finish_dw`)."""
+    dw = Path(sys.executable).with_name("dw")
+    return subprocess.Popen([str(dw), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_dw(proc: subprocess.Popen[str], *, timeout: float = 1800) -> str:
+    """Wait for a `dw` command; its output, or a failure that shows the end of it."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, proc.args))} exited {proc.returncode}:\n"
+                             f"{out[-4000:]}\n{err[-4000:]}")
+    return out
+
+
 def run_dw(args: list[str], env: dict[str, str], *, timeout: float = 1800) -> str:
     """Run `dw <args>`; its output, or a failure that shows the end of it."""
-    dw = Path(sys.executable).with_name("dw")
-    done = subprocess.run([str(dw), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if done.returncode != 0:
-        raise AssertionError(f"dw {' '.join(args)} exited {done.returncode}:\n"
-                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done.stdout
+    return finish_dw(start_dw(args, env), timeout=timeout)
 
 
 def two_warehouses(root: Path, new_database: Callable[[str], str], first: str,
                    second: str) -> tuple[dict[str, str], dict[str, str]]:
     """The environments of `dw` commands on one small sample business (generated here)
-    against two warehouses, each with a landing zone of its own: runs to compare."""
+    against two warehouses, each with a data folder (landing zone, Airflow home) of its
+    own, so that the two can run at the same time: runs to compare."""
     crm = new_database(f"dwtest_{first}_crm")
-    one = dw_env(root / "data", new_database(f"dwtest_{first}"), crm,
-                 LANDING_URL=str(root / f"landing_{first}"))
+    one = dw_env(root / first, new_database(f"dwtest_{first}"), crm)
     other = {**one, "WAREHOUSE_URL": new_database(f"dwtest_{second}"),
-             "LANDING_URL": str(root / f"landing_{second}")}
+             "DW_DATA_DIR": str(root / second)}
     run_dw(["sample"], one)
+    shutil.copytree(root / first / "sample", root / second / "sample")
     return one, other

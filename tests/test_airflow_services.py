@@ -29,7 +29,7 @@ from defection_warehouse.airflow_services import (
     tasks_by_host,
 )
 from defection_warehouse.publish.swap import published_checksums
-from tests.builders import dw_env, run_dw, two_warehouses
+from tests.builders import dw_env, finish_dw, run_dw, start_dw, two_warehouses
 
 pytestmark = pytest.mark.slow
 
@@ -97,10 +97,11 @@ def test_celery_run_spreads_a_night_over_two_workers(new_database, tmp_path: Pat
         pytest.skip(problem)
     reference, celery = two_warehouses(tmp_path, new_database, "dagtest", "celery")
     new_database.created.append(metadata_database(celery["WAREHOUSE_URL"], "celery"))
-    run_dw(["run", NIGHT.isoformat()], reference)
+    dag_test = start_dw(["run", NIGHT.isoformat()], reference)  # meanwhile
 
     out = run_dw(["celery-run", NIGHT.isoformat(), "--workers", "2", "--broker", BROKER,
                   "--port", str(free_port())], celery)
+    finish_dw(dag_test)
     print(out)  # the log shows which worker ran how many tasks
     hosts = dict(re.findall(r"^\[[\d:]+\]\s+(worker\d): (\d+) tasks$", out, re.MULTILINE))
     assert set(hosts) == {"worker1", "worker2"}, out[-3000:]
