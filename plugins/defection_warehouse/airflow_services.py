@@ -43,6 +43,12 @@ def hostname() -> str:
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
 
 
+def airflow_executable() -> str:
+    """The `airflow` beside the Python that runs this (a virtualenv's bin/, which need not
+    be on PATH)."""
+    return str(Path(sys.executable).with_name("airflow"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -180,14 +186,11 @@ class AirflowServices:
         self.progress = progress
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def _airflow(self) -> str:
-        return str(Path(sys.executable).with_name("airflow"))
-
     def migrate(self) -> None:
         self.progress("migrating Airflow's metadata database")
         out = self.config.log_dir / "db-migrate.log"
         with out.open("wb") as sink:
-            code = subprocess.run([self._airflow(), "db", "migrate"], env=self.env,
+            code = subprocess.run([airflow_executable(), "db", "migrate"], env=self.env,
                                   stdout=sink, stderr=subprocess.STDOUT).returncode
         if code != 0:
             raise RuntimeError(f"airflow db migrate failed (exit {code}); see {out}")
@@ -198,7 +201,7 @@ class AirflowServices:
             out = self.config.log_dir / f"{component.name}.log"
             with out.open("ab") as sink:
                 self.processes[component.name] = subprocess.Popen(
-                    [self._airflow(), *component.args], env={**self.env, **component.env},
+                    [airflow_executable(), *component.args], env={**self.env, **component.env},
                     stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
             self.progress(f"started {component.name} (pid "
                           f"{self.processes[component.name].pid}, log {out})")
@@ -304,16 +307,6 @@ class AirflowClient:
         run = self._call("POST", f"/dags/{dag_id}/dagRuns", json={
             "logical_date": logical_date.isoformat(), "conf": conf or {}})
         return str(run["dag_run_id"])
-
-    def backfill(self, dag_id: str, first: date, last: date,
-                 conf: dict[str, Any] | None = None) -> int:
-        """Airflow's backfill of the nights `first`..`last`, one run at a time, oldest
-        first (each night builds on the one before); returns the backfill's id."""
-        created = self._call("POST", "/backfills", json={
-            "dag_id": dag_id, "from_date": logical_date_for(first).isoformat(),
-            "to_date": logical_date_for(last).isoformat(), "max_active_runs": 1,
-            "run_backwards": False, "dag_run_conf": conf or {}})
-        return int(created["id"])
 
     def runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
         found = self._call("GET", f"/dags/{dag_id}/dagRuns",

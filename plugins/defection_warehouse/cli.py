@@ -22,7 +22,11 @@ from typing import Annotated
 import typer
 
 from defection_warehouse import db
-from defection_warehouse.airflow_services import AirflowServices
+from defection_warehouse.airflow_services import (
+    AirflowServices,
+    airflow_executable,
+    logical_date_for,
+)
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.dag_progress import run_quietly
 from defection_warehouse.db import with_database
@@ -128,8 +132,7 @@ def airflow_env(settings: Settings, warehouse: str, crm: str | None, billing_url
 
 
 def airflow(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
-    exe = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(exe), *args], env=env, text=True,
+    proc = subprocess.run([airflow_executable(), *args], env=env, text=True,
                           stdout=subprocess.PIPE if quiet else None,
                           stderr=subprocess.STDOUT if quiet else None)
     if proc.returncode != 0:
@@ -165,14 +168,13 @@ def run_days(days: list[date], settings: Settings, warehouse: str, crm: str | No
         ensure_airflow_db(env)
         for day in days:
             # The run triggered at D+1 00:00 processes day D (data interval [D, D+1)).
-            run_at = (day + timedelta(days=1)).isoformat()
+            run_at = logical_date_for(day).date().isoformat()
             say(f"running {DAG_ID} for {day} (airflow dags test {DAG_ID} {run_at} "
                 f"--conf '{conf}')")
             started = time.monotonic()
             log_file = airflow_log(settings, day)
-            exe = str(Path(sys.executable).with_name("airflow"))
-            code = run_quietly([exe, "dags", "test", DAG_ID, run_at, "--conf", conf], env,
-                               DAG_ID, log_file, print)
+            code = run_quietly([airflow_executable(), "dags", "test", DAG_ID, run_at,
+                                "--conf", conf], env, DAG_ID, log_file, print)
             if code != 0:
                 raise SystemExit(f"airflow dags test {DAG_ID} {run_at} failed (exit {code}); "
                                  f"Airflow's log: {log_file}")
