@@ -61,6 +61,18 @@ def dbt_manifest() -> Path:
     return DBT_DIR / "target" / "manifest.json"
 
 
+@pytest.fixture(scope="session")
+def airflow_metadata_db() -> Path:
+    """The session's Airflow metadata database (SQLite in the throwaway home), migrated
+    once for every test that runs a DAG in this process."""
+    import subprocess
+    import sys
+
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                   check=True, capture_output=True)
+    return _AIRFLOW_HOME / "airflow.db"
+
+
 @dataclass(frozen=True)
 class InstalledPackage:
     """The package laid out as a regular (not editable) install lays it out: its files

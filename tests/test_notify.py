@@ -7,8 +7,6 @@ import base64
 import json
 import logging
 import socket
-import subprocess
-import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,9 +155,7 @@ dw_notify_probe()
 
 
 def test_dag_test_runs_the_task_failure_callback(receiver: Receiver, tmp_path: Path,
-                                                 monkeypatch) -> None:
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                   check=True, capture_output=True)
+                                                 monkeypatch, airflow_metadata_db) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "dw_notify_probe.py").write_text(textwrap.dedent(DAG_FILE.format(error=GATE_ERROR)))

@@ -10,8 +10,6 @@ leaves the published schema as it was.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,12 +28,6 @@ pytestmark = pytest.mark.slow
 
 END = date(2026, 6, 30)
 KEY = "sk_test_e2e_only"
-
-
-@pytest.fixture(scope="module")
-def airflow_db() -> None:
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                   check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -62,7 +54,7 @@ def run_dag(day: date, reextract: bool = False):
 
 
 def test_nightly_dag_extracts_and_loads_every_source(
-        airflow_db, sample, warehouse_url: str, tmp_path: Path, monkeypatch,
+        airflow_metadata_db, sample, warehouse_url: str, tmp_path: Path, monkeypatch,
         receiver) -> None:
     sample_dir, crm = sample
     landing = tmp_path / "landing"

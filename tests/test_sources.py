@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -62,11 +60,10 @@ def _state(value) -> str:
 
 @pytest.mark.slow
 def test_billing_only_night_publishes_and_invents_no_crm_or_survey_cause(
-        sample, warehouse_url: str, tmp_path: Path, monkeypatch) -> None:
+        sample, warehouse_url: str, tmp_path: Path, monkeypatch,
+        airflow_metadata_db) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                   check=True, capture_output=True)
     sample_dir, _crm = sample
     with BillingServer(sample_dir / "billing.sqlite", KEY) as server:
         monkeypatch.setenv("DW_SOURCES", "billing")
