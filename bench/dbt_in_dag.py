@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,8 +40,9 @@ def main() -> int:
         "AIRFLOW_CONN_BILLING_API": json.dumps(
             {"conn_type": "http", "host": "http://127.0.0.1:9", "password": "unused"}),
     })
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                   check=True, capture_output=True)
+    from defection_warehouse.airflow_services import migrate_metadata_db
+
+    migrate_metadata_db()
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["defection_nightly"]

@@ -65,11 +65,9 @@ def dbt_manifest() -> Path:
 def airflow_metadata_db() -> Path:
     """The session's Airflow metadata database (SQLite in the throwaway home), migrated
     once for every test that runs a DAG in this process."""
-    import subprocess
-    import sys
+    from defection_warehouse.airflow_services import migrate_metadata_db
 
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                   check=True, capture_output=True)
+    migrate_metadata_db()
     return _AIRFLOW_HOME / "airflow.db"
 
 

@@ -49,6 +49,25 @@ def airflow_executable() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 
 
+def migrate_metadata_db(env: dict[str, str] | None = None, *,
+                        log_file: Path | None = None) -> None:
+    """`airflow db migrate` on the metadata database that `env` (default: this process's
+    environment) points at. Its output goes to `log_file`, or is kept and shown only if
+    the migration fails."""
+    args = [airflow_executable(), "db", "migrate"]
+    if log_file is None:
+        proc = subprocess.run(args, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed (exit {proc.returncode}):\n"
+                               f"{proc.stdout[-4000:]}")
+        return
+    with log_file.open("wb") as sink:
+        code = subprocess.run(args, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"airflow db migrate failed (exit {code}); see {log_file}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -188,12 +207,7 @@ class AirflowServices:
 
     def migrate(self) -> None:
         self.progress("migrating Airflow's metadata database")
-        out = self.config.log_dir / "db-migrate.log"
-        with out.open("wb") as sink:
-            code = subprocess.run([airflow_executable(), "db", "migrate"], env=self.env,
-                                  stdout=sink, stderr=subprocess.STDOUT).returncode
-        if code != 0:
-            raise RuntimeError(f"airflow db migrate failed (exit {code}); see {out}")
+        migrate_metadata_db(self.env, log_file=self.config.log_dir / "db-migrate.log")
 
     def start(self) -> AirflowServices:
         self.migrate()

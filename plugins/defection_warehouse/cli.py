@@ -26,6 +26,7 @@ from defection_warehouse.airflow_services import (
     AirflowServices,
     airflow_executable,
     logical_date_for,
+    migrate_metadata_db,
 )
 from defection_warehouse.config import PROJECT_ROOT, Settings
 from defection_warehouse.dag_progress import run_quietly
@@ -131,22 +132,12 @@ def airflow_env(settings: Settings, warehouse: str, crm: str | None, billing_url
     return env
 
 
-def airflow(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
-    proc = subprocess.run([airflow_executable(), *args], env=env, text=True,
-                          stdout=subprocess.PIPE if quiet else None,
-                          stderr=subprocess.STDOUT if quiet else None)
-    if proc.returncode != 0:
-        if quiet and proc.stdout:
-            print(proc.stdout[-4000:])
-        raise SystemExit(f"airflow {' '.join(args)} failed (exit {proc.returncode})")
-
-
 def ensure_airflow_db(env: dict[str, str]) -> None:
     stamp = Path(env["AIRFLOW_HOME"]) / ".migrated"
     if stamp.exists():
         return
     say("initialising the Airflow metadata database (first run only)")
-    airflow(["db", "migrate"], env, quiet=True)
+    migrate_metadata_db(env)
     stamp.touch()
 
 
