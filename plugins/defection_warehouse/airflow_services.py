@@ -49,23 +49,23 @@ def airflow_executable() -> str:
     return str(Path(sys.executable).with_name("airflow"))
 
 
+class AirflowError(RuntimeError):
+    """Airflow failed us: a command or component exited, its REST API refused a call, or
+    it did not get somewhere in time. The message says what and where the logs are; the
+    CLI prints it without a traceback."""
+
+
 def migrate_metadata_db(env: dict[str, str] | None = None, *,
                         log_file: Path | None = None) -> None:
     """`airflow db migrate` on the metadata database that `env` (default: this process's
-    environment) points at. Its output goes to `log_file`, or is kept and shown only if
-    the migration fails."""
-    args = [airflow_executable(), "db", "migrate"]
-    if log_file is None:
-        proc = subprocess.run(args, env=env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-        if proc.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed (exit {proc.returncode}):\n"
-                               f"{proc.stdout[-4000:]}")
-        return
-    with log_file.open("wb") as sink:
-        code = subprocess.run(args, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        raise RuntimeError(f"airflow db migrate failed (exit {code}); see {log_file}")
+    environment) points at; its output is also written to `log_file` when given."""
+    proc = subprocess.run([airflow_executable(), "db", "migrate"], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if log_file is not None:
+        log_file.write_text(proc.stdout)
+    if proc.returncode != 0:
+        raise AirflowError(f"airflow db migrate failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-4000:]}")
 
 
 def free_port() -> int:
@@ -225,7 +225,7 @@ class AirflowServices:
     def check_running(self) -> None:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"Airflow's {name} exited with {proc.returncode}; see "
+                raise AirflowError(f"Airflow's {name} exited with {proc.returncode}; see "
                                    f"{self.config.log_dir / (name + '.log')}")
 
     def wait_healthy(self, timeout: float = 180) -> None:
@@ -245,7 +245,7 @@ class AirflowServices:
                 self.progress(f"Airflow is up at {self.config.url}")
                 return
             time.sleep(2)
-        raise TimeoutError(f"Airflow's components were not healthy after {timeout:.0f}s "
+        raise AirflowError(f"Airflow's components were not healthy after {timeout:.0f}s "
                            f"(last health report: {status}); logs in {self.config.log_dir}")
 
     def client(self) -> AirflowClient:
@@ -293,7 +293,7 @@ class AirflowClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
         if response.is_error:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status_code} {response.text}")
+            raise AirflowError(f"{method} {path}: HTTP {response.status_code} {response.text}")
         return response.json()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
@@ -302,7 +302,7 @@ class AirflowClient:
         while self.http.get(f"/dags/{dag_id}").status_code == 404:
             self.still_running()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the DAG {dag_id} was not parsed within {timeout:.0f}s; "
+                raise AirflowError(f"the DAG {dag_id} was not parsed within {timeout:.0f}s; "
                                    "see the dag-processor's log")
             time.sleep(2)
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -316,7 +316,7 @@ class AirflowClient:
             log.info("deleting the earlier run %s of %s", earlier["dag_run_id"], day)
             response = self.http.delete(f"/dags/{dag_id}/dagRuns/{earlier['dag_run_id']}")
             if response.is_error:
-                raise RuntimeError(f"cannot delete the earlier run {earlier['dag_run_id']}: "
+                raise AirflowError(f"cannot delete the earlier run {earlier['dag_run_id']}: "
                                    f"HTTP {response.status_code} {response.text}")
         run = self._call("POST", f"/dags/{dag_id}/dagRuns", json={
             "logical_date": logical_date.isoformat(), "conf": conf or {}})
@@ -362,7 +362,7 @@ class AirflowClient:
                 progress(line)
                 last = line
             if time.monotonic() > deadline:
-                raise TimeoutError(f"runs still open after {timeout:.0f}s: {open_runs}")
+                raise AirflowError(f"runs still open after {timeout:.0f}s: {open_runs}")
             time.sleep(5)
 
 

@@ -23,6 +23,7 @@ import typer
 
 from defection_warehouse import db
 from defection_warehouse.airflow_services import (
+    AirflowError,
     AirflowServices,
     airflow_executable,
     logical_date_for,
@@ -589,4 +590,7 @@ def cmd_dbt(
 def main(argv: list[str] | None = None) -> None:
     """`dw` and `python -m defection_warehouse`: runs the command in `argv` (default: the
     process's arguments) and exits with its status."""
-    app(args=argv)
+    try:
+        app(args=argv)
+    except AirflowError as exc:
+        raise SystemExit(str(exc)) from None
